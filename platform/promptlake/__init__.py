@@ -1,0 +1,44 @@
+"""promptlake: the system of record for generative-AI data, on PostgreSQL.
+
+import promptlake
+lake = promptlake.connect()
+proj = lake.project("support-bot")
+with proj.session(end_user_id="u-42") as s:
+    g = s.log(prompt="Hi", output="Hello!", model="gpt-4o")
+proj.score(g, "helpfulness", 0.8, source="human")
+"""
+
+from .client import Lake, Project, Session, connect
+from .errors import (
+    ConfigurationError,
+    DatabaseError,
+    NotFoundError,
+    Problem,
+    PromptLakeError,
+    ValidationError,
+)
+from .generation import Generation
+from .ingest.writer import Rejection, Writer
+from .prompts import PromptVersion
+from .scores import Score
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseError",
+    "Generation",
+    "Lake",
+    "NotFoundError",
+    "Problem",
+    "Project",
+    "PromptLakeError",
+    "PromptVersion",
+    "Rejection",
+    "Score",
+    "Session",
+    "ValidationError",
+    "Writer",
+    "__version__",
+    "connect",
+]

@@ -1,0 +1,443 @@
+"""``Lake``, the one entry object, and the project and session handles it gives out.
+
+    lake = promptlake.connect()
+    proj = lake.project("support-bot")
+    with proj.session(end_user_id="u-42") as s:
+        g = s.log(prompt="Hi", output="Hello!", model="gpt-4o")
+    proj.score(g, "helpfulness", 0.8)
+
+Every write goes through one short transaction on a pooled psycopg connection, which
+first sets ``promptlake.project_id`` with ``set_config(..., true)``: the per-transaction
+context that row-level security policies read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from .config import Settings, load_settings
+from .db import migrate as migrations
+from .db.engine import describe, make_engine, resolve_url, translate
+from .errors import NotFoundError, Problem, ValidationError
+from .generation import Generation, generation_from_row, select_generations_sql
+from .ids import uuid7
+from .ingest.records import _Collector, prepare_generation
+from .ingest.writer import (
+    INSERT_SQL,
+    Writer,
+    generation_tuple,
+    insert_attachments,
+    problem_from_db_error,
+)
+from .prompts import PromptRegistry
+from .scores import Score, insert_scores, prepare_score, score_from_values
+
+if TYPE_CHECKING:
+    import pandas
+
+
+def connect(url: str | None = None, *, migrate: bool = True) -> Lake:
+    """Open the store: ``url``, else ``PROMPTLAKE_DATABASE_URL``, else the embedded server.
+
+    With ``migrate`` (the default) the schema is brought to the latest version first.
+    """
+    return Lake(url, migrate=migrate)
+
+
+class Lake:
+    """A connection to a promptlake store. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+        self.settings: Settings = load_settings()
+        with translate("connecting to the database"):
+            self.url = resolve_url(self.settings, url)
+            self.engine = make_engine(self.url)
+            if migrate:
+                migrations.upgrade(self.engine)
+        self._projects: dict[str, Project] = {}
+        self._models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        self._pending_models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+
+    def __repr__(self) -> str:
+        return f"<Lake {describe(self.url)}>"
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- projects ---------------------------------------------------------------------
+
+    def project(self, name: str, *, create: bool = True, description: str | None = None) -> Project:
+        """The project called ``name``; created on first use unless ``create=False``."""
+        if name in self._projects:
+            return self._projects[name]
+        c = _Collector(self.settings.max_text_bytes)
+        checked = c.name("project", name)
+        if checked is not None and len(checked) > 200:
+            c.add("project", "names are at most 200 characters")
+        if c.problems:
+            raise ValidationError(c.problems)
+        with self._transaction(None) as conn:
+            if create:
+                conn.execute(
+                    "INSERT INTO projects (id, name, description) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (uuid7(), name, description),
+                )
+            row = conn.execute("SELECT id FROM projects WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no project named {name!r}; `promptlake stats` lists projects")
+        project = Project(self, row[0], name)
+        self._projects[name] = project
+        return project
+
+    def projects(self) -> list[str]:
+        """Names of every project, sorted."""
+        with self._transaction(None) as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM projects ORDER BY name")]
+
+    # -- SQL --------------------------------------------------------------------------
+
+    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pandas.DataFrame:
+        """Run a query and return a pandas DataFrame; ``:name`` placeholders bind ``params``."""
+        import pandas as pd
+        import sqlalchemy as sa
+
+        with translate("running SQL"), self.engine.connect() as conn:
+            return pd.read_sql(sa.text(query), conn, params=dict(params or {}))
+
+    def query(
+        self, query: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Run a query; return (column names, rows) without pandas."""
+        import sqlalchemy as sa
+
+        with translate("running SQL"), self.engine.connect() as conn:
+            result = conn.execute(sa.text(query), dict(params or {}))
+            if not result.returns_rows:
+                conn.commit()
+                return [], []
+            return list(result.keys()), [tuple(r) for r in result]
+
+    # -- internals --------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, project: Project | None) -> Iterator[psycopg.Connection]:
+        """One transaction on a pooled psycopg connection, with the project context set."""
+        with translate("writing to the database"):
+            raw = self.engine.raw_connection()
+            try:
+                conn: psycopg.Connection = raw.driver_connection  # type: ignore[assignment]
+                self._pending_models.clear()
+                with conn.transaction():
+                    if project is not None:
+                        conn.execute(
+                            "SELECT set_config('promptlake.project_id', %s, true)",
+                            (str(project.id),),
+                        )
+                    yield conn
+                # ids learnt inside a transaction are cached only once it has committed
+                self._models.update(self._pending_models)
+            finally:
+                self._pending_models.clear()
+                raw.close()
+
+    def _model_ids(
+        self, conn: psycopg.Connection, project: Project, names: Iterable[str | None]
+    ) -> dict[str | None, uuid.UUID]:
+        """Ids of the named models in ``project``, registering new names."""
+        out: dict[str | None, uuid.UUID] = {}
+        missing = []
+        for name in set(names):
+            if name is None:
+                continue
+            cached = self._models.get((project.id, name))
+            if cached is None:
+                missing.append(name)
+            else:
+                out[name] = cached
+        if missing:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO models (project_id, id, name) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (project_id, name) DO NOTHING",
+                    [(project.id, uuid7(), name) for name in missing],
+                )
+            rows = conn.execute(
+                "SELECT name, id FROM models WHERE project_id = %s AND name = ANY(%s)",
+                (project.id, missing),
+            ).fetchall()
+            for name, mid in rows:
+                out[name] = mid
+                self._pending_models[(project.id, name)] = mid
+        return out
+
+
+class Project:
+    """A tenant of the store: its sessions, generations, prompts and scores."""
+
+    def __init__(self, lake: Lake, project_id: uuid.UUID, name: str) -> None:
+        self.lake = lake
+        self.id = project_id
+        self.name = name
+        self.prompts = PromptRegistry(self)
+
+    def __repr__(self) -> str:
+        return f"<Project {self.name!r} {self.id}>"
+
+    def session(
+        self,
+        end_user_id: str | None = None,
+        *,
+        id: uuid.UUID | str | None = None,
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Start (or, given an existing ``id``, resume) a conversation."""
+        return Session._open(self, end_user_id, id, name, tags, metadata)
+
+    def log(self, **fields: Any) -> Generation:
+        """Store one generation outside any session; see :meth:`Session.log` for fields."""
+        return self._log_one(fields)
+
+    def writer(self, batch_size: int = 5000, *, strict: bool = False) -> Writer:
+        """A buffered bulk writer (binary COPY); use as a context manager."""
+        return Writer(self, batch_size=batch_size, strict=strict)
+
+    def score(
+        self,
+        generation: Generation | uuid.UUID | str,
+        name: str,
+        value: float | bool | str,
+        *,
+        source: str = "human",
+        author: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        id: uuid.UUID | None = None,
+    ) -> Score:
+        """Record a score: a number, a bool, or a category label, and who gave it."""
+        values = prepare_score(
+            generation,
+            name,
+            value,
+            source=source,
+            author=author,
+            comment=comment,
+            metadata=metadata,
+            id=id,
+            max_bytes=self.lake.settings.max_text_bytes,
+        )
+        try:
+            with self.lake._transaction(self) as conn:
+                insert_scores(conn, self.id, [values])
+        except psycopg.errors.ForeignKeyViolation:
+            raise ValidationError(
+                [
+                    Problem(
+                        "generation",
+                        f"{values['generation_id']} is not a generation of project {self.name!r}",
+                    )
+                ]
+            ) from None
+        return score_from_values(self.id, values)
+
+    def generation(self, generation_id: uuid.UUID | str) -> Generation:
+        """Read one stored generation back."""
+        gid = (
+            generation_id if isinstance(generation_id, uuid.UUID) else uuid.UUID(str(generation_id))
+        )
+        with self.lake._transaction(self) as conn, conn.cursor() as cur:
+            cur.execute(select_generations_sql("g.id = %s"), (self.id, gid))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"no generation {gid} in project {self.name!r}")
+            return generation_from_row(cur, row)
+
+    def history(self, session_id: uuid.UUID | str) -> list[Generation]:
+        """The generations of one session, in order."""
+        sid = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+        with self.lake._transaction(self) as conn, conn.cursor() as cur:
+            cur.execute(
+                select_generations_sql("g.session_id = %s", order="g.seq, g.created_at"),
+                (self.id, sid),
+            )
+            return [generation_from_row(cur, r) for r in cur.fetchall()]
+
+    def trace(
+        self,
+        fn: Callable | None = None,
+        *,
+        model: str | None = None,
+        name: str | None = None,
+        session: Session | None = None,
+        **defaults: Any,
+    ) -> Callable:
+        """Decorator: log each call's arguments, result or error, and latency."""
+        from .tracing import traced
+
+        decorate = traced(self, model=model, name=name, session=session, defaults=defaults)
+        return decorate(fn) if fn is not None else decorate
+
+    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pandas.DataFrame:
+        """A query with ``:project_id`` bound to this project (and any ``params``)."""
+        return self.lake.sql(query, {"project_id": self.id, **(params or {})})
+
+    # -- internals --------------------------------------------------------------------
+
+    def _log_one(self, fields: Mapping[str, Any], session: Session | None = None) -> Generation:
+        settings = self.lake.settings
+        row = prepare_generation(
+            fields,
+            max_bytes=settings.max_text_bytes,
+            max_attachment_bytes=settings.max_attachment_bytes,
+        )
+        if session is not None:
+            row.session_id = session.id
+            if row.seq is None:
+                row.seq = session._next_seq()
+        try:
+            with self.lake._transaction(self) as conn, conn.cursor() as cur:
+                model_ids = self.lake._model_ids(conn, self, [row.model])
+                cur.execute(
+                    INSERT_SQL, generation_tuple(self.id, row, model_ids.get(row.model), Jsonb)
+                )
+                if row.attachments and cur.rowcount:
+                    insert_attachments(
+                        conn,
+                        [
+                            (
+                                self.id,
+                                a["id"],
+                                row.id,
+                                a["kind"],
+                                a["mime_type"],
+                                a["sha256"],
+                                a["size_bytes"],
+                                a["data"],
+                                a["uri"],
+                                a["role"],
+                            )
+                            for a in row.attachments
+                        ],
+                    )
+        except psycopg.errors.IntegrityError as exc:
+            problem = problem_from_db_error(exc)
+            value = {
+                "parent": row.parent_id,
+                "session": row.session_id,
+                "prompt_version": row.prompt_version_id,
+                "run": row.run_id,
+            }.get(problem.field)
+            if value is not None:
+                problem = Problem(problem.field, f"{value} {problem.reason} ({self.name!r})")
+            raise ValidationError([problem]) from None
+        return Generation.from_prepared(self.id, row)
+
+
+class Session:
+    """A conversation. ``log`` appends a generation at the next position."""
+
+    def __init__(self, project: Project, session_id: uuid.UUID, next_seq: int) -> None:
+        self.project = project
+        self.id = session_id
+        self._seq = next_seq
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} of {self.project.name!r}>"
+
+    @classmethod
+    def _open(cls, project, end_user_id, sid, name, tags, metadata) -> Session:
+        c = _Collector(project.lake.settings.max_text_bytes)
+        session_id = c.uuid("id", sid) or uuid7()
+        values = (
+            c.text("end_user_id", end_user_id),
+            c.text("name", name),
+            c.tags("tags", list(tags) if tags is not None else None),
+            c.json_value("metadata", metadata),
+        )
+        if c.problems:
+            raise ValidationError(c.problems)
+        with project.lake._transaction(project) as conn:
+            conn.execute(
+                "INSERT INTO sessions (project_id, id, end_user_id, name, tags, metadata)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (project_id, id) DO NOTHING",
+                (project.id, session_id, values[0], values[1], values[2], Jsonb(values[3])),
+            )
+            row = conn.execute(
+                "SELECT coalesce(max(seq) + 1, 0) FROM generations"
+                " WHERE project_id = %s AND session_id = %s",
+                (project.id, session_id),
+            ).fetchone()
+        return cls(project, session_id, row[0] if row else 0)
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def log(
+        self,
+        *,
+        prompt: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        output: str | None = None,
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        parent: Generation | uuid.UUID | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        cost_usd: float | None = None,
+        latency_ms: float | None = None,
+        status: str | None = None,
+        error: str | None = None,
+        origin: str = "real",
+        generator: str | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        prompt_version: Any = None,
+        run: Any = None,
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        attachments: list[Mapping[str, Any]] | None = None,
+        created_at: dt.datetime | str | float | None = None,
+        seq: int | None = None,
+        id: uuid.UUID | str | None = None,
+    ) -> Generation:
+        """Store one generation in this session and return it.
+
+        ``prompt`` (text) and/or ``messages`` (chat) is the input; ``parent`` links the
+        previous generation of a chain; ``origin="synthetic"`` requires ``generator``.
+        A client-chosen ``id`` makes the call idempotent: repeating it stores nothing new.
+        """
+        fields = {k: v for k, v in locals().items() if k != "self" and v is not None}
+        return self.project._log_one(fields, session=self)
+
+    def end(self) -> None:
+        with self.project.lake._transaction(self.project) as conn:
+            conn.execute(
+                "UPDATE sessions SET ended_at = now() WHERE project_id = %s AND id = %s",
+                (self.project.id, self.id),
+            )
+
+    def history(self) -> list[Generation]:
+        return self.project.history(self.id)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()

@@ -1,0 +1,1 @@
+"""Database layer: schema models, the embedded server, engines and migrations."""

@@ -1,0 +1,75 @@
+"""Engines and the translation of database errors into promptlake errors.
+
+``resolve_url`` decides where the data lives (the configured URL or the embedded server);
+``translate`` turns driver exceptions into :class:`DatabaseError` messages that say what to
+do, so callers never need to import psycopg or SQLAlchemy exception types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..config import Settings, normalize_url
+from ..errors import ConfigurationError, DatabaseError, PromptLakeError
+from . import embedded
+
+
+def resolve_url(settings: Settings, url: str | None = None) -> str:
+    """The SQLAlchemy URL to use: explicit, then configured, then the embedded server."""
+    if url:
+        return normalize_url(url)
+    if settings.database_url:
+        return settings.database_url
+    return embedded.start(settings.pgdata)
+
+
+def make_engine(url: str) -> Engine:
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        # jsonb is decoded by psycopg; keep SQLAlchemy from double-handling it
+        json_serializer=_json_dumps,
+    )
+
+
+def _json_dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def describe(url: str) -> str:
+    """A URL safe to print: the password removed."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+@contextmanager
+def translate(action: str) -> Iterator[None]:
+    """Re-raise database failures during ``action`` as :class:`DatabaseError`."""
+    try:
+        yield
+    except PromptLakeError:
+        raise
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(f"{action}: invalid database URL ({exc})") from exc
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(
+            f"{action}: cannot reach the database ({_first_line(exc)}). Check "
+            "PROMPTLAKE_DATABASE_URL, or unset it to use the embedded server."
+        ) from exc
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__

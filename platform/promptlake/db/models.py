@@ -1,0 +1,327 @@
+"""Schema v1: the tables every other layer builds on.
+
+Every project-scoped table carries ``project_id`` and every primary key, unique constraint
+and foreign key between project-scoped tables includes it. That makes row-level security
+a single predicate per table, makes a reference to another project's row impossible at the
+database level, and leaves ``project_id`` as the distribution column should the schema move
+to Citus.
+
+Identifiers are UUIDs chosen by the client (time-ordered, see ``ids.py``), so a retried
+write carries the same key and ``ON CONFLICT DO NOTHING`` makes it idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Computed,
+    Double,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    Numeric,
+    SmallInteger,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+NOW = text("now()")
+EMPTY_JSON = text("'{}'::jsonb")
+EMPTY_TAGS = text("'{}'::text[]")
+
+ORIGINS = ("real", "synthetic")
+GENERATION_STATUSES = ("ok", "error")
+SCORE_SOURCES = ("human", "model", "heuristic", "user")
+SCORE_TYPES = ("numeric", "categorical", "boolean")
+ATTACHMENT_KINDS = ("image", "audio", "video", "file")
+RUN_STATUSES = ("running", "finished", "failed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _project_fk(
+    columns: list[str], table: str, ondelete: str | None = None
+) -> ForeignKeyConstraint:
+    """A foreign key to another project-scoped table, always through ``project_id``."""
+    return ForeignKeyConstraint(
+        ["project_id", *columns],
+        [f"{table}.project_id", f"{table}.id"],
+        ondelete=ondelete,
+    )
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (
+        UniqueConstraint("name"),
+        CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
+        {"comment": "A tenant: every other table is scoped to one project."},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(comment="Unique, human-chosen project name.")
+    description: Mapped[str | None]
+    settings: Mapped[dict[str, Any]] = mapped_column(server_default=EMPTY_JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        Index(None, "project_id", "end_user_id"),
+        {"comment": "A conversation: the generations that share it form its history."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    end_user_id: Mapped[str | None] = mapped_column(comment="The application's id of the user.")
+    name: Mapped[str | None]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=EMPTY_JSON)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(TEXT), server_default=EMPTY_TAGS)
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    ended_at: Mapped[dt.datetime | None]
+
+
+class PromptTemplate(Base):
+    __tablename__ = "prompt_templates"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        UniqueConstraint("project_id", "name"),
+        {"comment": "A named prompt whose text is versioned in prompt_versions."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    description: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class PromptVersion(Base):
+    __tablename__ = "prompt_versions"
+    __table_args__ = (
+        _project_fk(["template_id"], "prompt_templates", ondelete="CASCADE"),
+        UniqueConstraint("project_id", "template_id", "version"),
+        UniqueConstraint("project_id", "template_id", "text_hash"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        {"comment": "One immutable text of a prompt template; version counts from 1."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    template_id: Mapped[uuid.UUID]
+    version: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(comment="Template text with {placeholders}.")
+    variables: Mapped[list[str]] = mapped_column(ARRAY(TEXT), server_default=EMPTY_TAGS)
+    text_hash: Mapped[bytes] = mapped_column(LargeBinary, comment="sha256 of the template text.")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=EMPTY_JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class PromptLabel(Base):
+    __tablename__ = "prompt_labels"
+    __table_args__ = (
+        _project_fk(["template_id"], "prompt_templates", ondelete="CASCADE"),
+        _project_fk(["version_id"], "prompt_versions", ondelete="CASCADE"),
+        {"comment": "A movable label (such as production) naming one version of a template."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    template_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(primary_key=True)
+    version_id: Mapped[uuid.UUID]
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class Model(Base):
+    __tablename__ = "models"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        UniqueConstraint("project_id", "name"),
+        {"comment": "A model that produced generations: by name, with optional provenance."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(comment="Model name as the application calls it.")
+    provider: Mapped[str | None]
+    version: Mapped[str | None]
+    uri: Mapped[str | None] = mapped_column(comment="MLflow model URI or external weights.")
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=EMPTY_JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        _project_fk(["model_id"], "models"),
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        {"comment": "A batch job or evaluation; generations logged inside it carry run_id."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    model_id: Mapped[uuid.UUID | None]
+    params: Mapped[dict[str, Any]] = mapped_column(server_default=EMPTY_JSON)
+    status: Mapped[str] = mapped_column(server_default=text("'running'"))
+    mlflow_run_id: Mapped[str | None]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=EMPTY_JSON)
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    ended_at: Mapped[dt.datetime | None]
+
+
+class Generation(Base):
+    __tablename__ = "generations"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        _project_fk(["session_id"], "sessions", ondelete="CASCADE"),
+        _project_fk(["parent_id"], "generations"),
+        _project_fk(["prompt_version_id"], "prompt_versions"),
+        _project_fk(["model_id"], "models"),
+        _project_fk(["run_id"], "runs"),
+        CheckConstraint(_in("origin", ORIGINS), name="origin"),
+        CheckConstraint("origin = 'real' OR generator IS NOT NULL", name="synthetic_lineage"),
+        CheckConstraint(_in("status", GENERATION_STATUSES), name="status"),
+        CheckConstraint("input_text IS NOT NULL OR input_messages IS NOT NULL", name="has_input"),
+        CheckConstraint(
+            "prompt_tokens >= 0 AND completion_tokens >= 0", name="tokens_non_negative"
+        ),
+        CheckConstraint(
+            "cost_usd >= 0 AND cost_usd < 'Infinity'::numeric", name="cost_non_negative"
+        ),
+        CheckConstraint(
+            "latency_ms >= 0 AND latency_ms < 'Infinity'::float8", name="latency_non_negative"
+        ),
+        CheckConstraint("seq >= 0", name="seq_non_negative"),
+        Index(None, "project_id", "created_at"),
+        Index(None, "project_id", "session_id", "seq"),
+        Index(None, "project_id", "parent_id"),
+        Index(None, "project_id", "model_id", "created_at"),
+        Index(None, "project_id", "content_hash"),
+        {"comment": "One model call: its input, output, parameters, usage and provenance."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, comment="Client-chosen UUID.")
+    session_id: Mapped[uuid.UUID | None]
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        comment="The previous generation of the chain (prompt chain / conversation turn)."
+    )
+    seq: Mapped[int | None] = mapped_column(Integer, comment="Position in the session, from 0.")
+    prompt_version_id: Mapped[uuid.UUID | None]
+    model_id: Mapped[uuid.UUID | None]
+    run_id: Mapped[uuid.UUID | None]
+    name: Mapped[str | None] = mapped_column(comment="What was called (function or step name).")
+    input_messages: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSONB,
+        comment="Chat messages sent to the model, as a JSON array of {role, content}.",
+    )
+    input_text: Mapped[str | None] = mapped_column(comment="Plain-text prompt sent to the model.")
+    output: Mapped[str | None] = mapped_column(comment="Text the model returned.")
+    params: Mapped[dict[str, Any]] = mapped_column(
+        server_default=EMPTY_JSON, comment="Sampling parameters (temperature, top_p, ...)."
+    )
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    total_tokens: Mapped[int | None] = mapped_column(
+        Integer, Computed("prompt_tokens + completion_tokens", persisted=True)
+    )
+    cost_usd: Mapped[float | None] = mapped_column(Numeric(18, 8))
+    latency_ms: Mapped[float | None] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(server_default=text("'ok'"))
+    error: Mapped[str | None]
+    origin: Mapped[str] = mapped_column(
+        server_default=text("'real'"), comment="real (from users) or synthetic (generated data)."
+    )
+    generator: Mapped[str | None] = mapped_column(
+        comment="For synthetic rows: the model or pipeline that generated the data."
+    )
+    lineage: Mapped[dict[str, Any]] = mapped_column(
+        server_default=EMPTY_JSON,
+        comment="Provenance of synthetic data: seed generation ids, method, pipeline version.",
+    )
+    input_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    output_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    content_hash: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="sha256 over normalized input and output (see hash_version)."
+    )
+    hash_version: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(TEXT), server_default=EMPTY_TAGS)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=EMPTY_JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        server_default=NOW, comment="When the call happened."
+    )
+    ingested_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class Score(Base):
+    __tablename__ = "scores"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        CheckConstraint(_in("source", SCORE_SOURCES), name="source"),
+        CheckConstraint(_in("data_type", SCORE_TYPES), name="data_type"),
+        CheckConstraint(
+            "(data_type = 'numeric' AND value_numeric IS NOT NULL"
+            " AND value_numeric > '-Infinity'::float8 AND value_numeric < 'Infinity'::float8)"
+            " OR (data_type = 'categorical' AND value_text IS NOT NULL)"
+            " OR (data_type = 'boolean' AND value_bool IS NOT NULL)",
+            name="value_matches_type",
+        ),
+        Index(None, "project_id", "generation_id"),
+        Index(None, "project_id", "name", "created_at"),
+        {"comment": "A quality score or feedback on one generation."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID]
+    name: Mapped[str] = mapped_column(comment="What was scored: helpfulness, correct, ...")
+    data_type: Mapped[str]
+    value_numeric: Mapped[float | None] = mapped_column(Double)
+    value_text: Mapped[str | None]
+    value_bool: Mapped[bool | None]
+    source: Mapped[str] = mapped_column(comment="human, model, heuristic or user.")
+    author: Mapped[str | None]
+    comment: Mapped[str | None]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=EMPTY_JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        CheckConstraint(_in("kind", ATTACHMENT_KINDS), name="kind"),
+        CheckConstraint("data IS NOT NULL OR uri IS NOT NULL", name="data_or_uri"),
+        CheckConstraint("size_bytes >= 0", name="size_non_negative"),
+        Index(None, "project_id", "generation_id"),
+        {"comment": "An image, audio clip or file sent to or returned by a model."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID]
+    kind: Mapped[str]
+    mime_type: Mapped[str]
+    sha256: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int | None]
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    uri: Mapped[str | None]
+    role: Mapped[str | None] = mapped_column(comment="input or output side of the call.")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

@@ -1,0 +1,1 @@
+"""Ingest: validation, the buffered writer and the importers."""

@@ -1,0 +1,450 @@
+"""Validation and normalisation of one generation before it is written.
+
+Every write path (``Session.log``, ``Project.log``, the bulk writer, the importers) builds
+its rows here, so every path rejects the same bad input with the same message: the field,
+and the reason. PostgreSQL itself refuses NUL bytes and lone surrogates in text and NaN in
+``jsonb``, but accepts NaN and infinities in float columns; checking here catches all of
+them before a batch is sent, so one bad item never costs the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import json
+import math
+import re
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..db.models import GENERATION_STATUSES, ORIGINS
+from ..errors import Problem, ValidationError
+from ..ids import uuid7
+
+HASH_VERSION = 1
+_WHITESPACE = re.compile(r"\s+")
+
+
+class _Collector:
+    """Gathers the problems of one record so that all of them are reported at once."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.problems: list[Problem] = []
+
+    def add(self, field_name: str, reason: str) -> None:
+        self.problems.append(Problem(field_name, reason))
+
+    def text(self, field_name: str, value: Any, *, required: bool = False) -> str | None:
+        if value is None:
+            if required:
+                self.add(field_name, "is required")
+            return None
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.add(field_name, f"is not valid UTF-8 (byte {exc.start})")
+                return None
+        if not isinstance(value, str):
+            self.add(field_name, f"must be text, not {type(value).__name__}")
+            return None
+        if self._text_ok(field_name, value):
+            return value
+        return None
+
+    def _text_ok(self, field_name: str, value: str) -> bool:
+        nul = value.find("\x00")
+        if nul >= 0:
+            self.add(field_name, f"contains a NUL byte at character {nul}")
+            return False
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            self.add(field_name, f"is not valid UTF-8 (lone surrogate at character {exc.start})")
+            return False
+        if size > self.max_bytes:
+            self.add(
+                field_name,
+                f"is {size} bytes, over the limit of {self.max_bytes} (PROMPTLAKE_MAX_TEXT_BYTES)",
+            )
+            return False
+        return True
+
+    def name(self, field_name: str, value: Any) -> str | None:
+        text = self.text(field_name, value)
+        if text is not None and not text.strip():
+            self.add(field_name, "must not be empty")
+            return None
+        return text
+
+    def count(self, field_name: str, value: Any) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                self.add(field_name, f"must be a whole number, got {value!r}")
+                return None
+        if value < 0:
+            self.add(field_name, f"must not be negative, got {value}")
+            return None
+        if value > 2_147_483_647:
+            self.add(field_name, f"is too large ({value})")
+            return None
+        return value
+
+    def amount(self, field_name: str, value: Any) -> float | decimal.Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+            self.add(field_name, f"must be a number, got {type(value).__name__}")
+            return None
+        finite = value.is_finite() if isinstance(value, decimal.Decimal) else math.isfinite(value)
+        if not finite:
+            self.add(field_name, f"must be a finite number, got {value}")
+            return None
+        if value < 0:
+            self.add(field_name, f"must not be negative, got {value}")
+            return None
+        return value
+
+    def json_value(self, field_name: str, value: Any, *, kind: type | None = dict) -> Any:
+        """Check that ``value`` is plain JSON (finite numbers, clean text) and small enough."""
+        if value is None:
+            return {} if kind is dict else None
+        if kind is not None and not isinstance(value, kind):
+            self.add(field_name, f"must be a JSON {_kind_name(kind)}, got {type(value).__name__}")
+            return None
+        before = len(self.problems)
+        self._walk(field_name, value, "$")
+        if len(self.problems) > before:
+            return None
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        if size > self.max_bytes:
+            self.add(field_name, f"is {size} bytes of JSON, over the limit of {self.max_bytes}")
+            return None
+        return value
+
+    def _walk(self, field_name: str, value: Any, path: str) -> None:
+        if value is None or isinstance(value, bool | int):
+            return
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self.add(field_name, f"{path} is {value}, which JSON cannot hold")
+            return
+        if isinstance(value, str):
+            self._text_ok(f"{field_name} {path}", value)
+            return
+        if isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                self._walk(field_name, item, f"{path}[{i}]")
+            return
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    self.add(field_name, f"{path} has a non-text key {key!r}")
+                    continue
+                self._text_ok(f"{field_name} {path} key", key)
+                self._walk(field_name, item, f"{path}.{key}")
+            return
+        self.add(field_name, f"{path} is a {type(value).__name__}, which is not JSON")
+
+    def tags(self, field_name: str, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+            self.add(field_name, "must be a list of strings")
+            return []
+        out = []
+        for i, tag in enumerate(value):
+            text = self.name(f"{field_name}[{i}]", tag)
+            if text is not None:
+                out.append(text)
+        return sorted(set(out)) if isinstance(value, set | frozenset) else out
+
+    def timestamp(self, field_name: str, value: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            stamp = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                self.add(field_name, f"must be a finite epoch time, got {value}")
+                return None
+            stamp = dt.datetime.fromtimestamp(value, dt.UTC)
+        elif isinstance(value, str):
+            try:
+                stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                self.add(field_name, f"is not an ISO 8601 time: {value[:40]!r}")
+                return None
+        else:
+            self.add(
+                field_name, f"must be a datetime, ISO 8601 text or epoch seconds, not {value!r}"
+            )
+            return None
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+    def choice(self, field_name: str, value: Any, allowed: tuple[str, ...]) -> str | None:
+        if value not in allowed:
+            self.add(field_name, f"must be one of {', '.join(allowed)}; got {value!r}")
+            return None
+        return value
+
+    def uuid(self, field_name: str, value: Any) -> uuid.UUID | None:
+        if value is None:
+            return None
+        if isinstance(value, uuid.UUID):
+            return value
+        inner = getattr(value, "id", None)
+        if isinstance(inner, uuid.UUID):
+            return inner
+        if isinstance(value, str):
+            try:
+                return uuid.UUID(value)
+            except ValueError:
+                pass
+        self.add(field_name, f"must be a UUID or an object with an id, got {value!r:.60}")
+        return None
+
+
+def _decimal(value: float | decimal.Decimal | None) -> decimal.Decimal | None:
+    return None if value is None else decimal.Decimal(str(value))
+
+
+def _kind_name(kind: type) -> str:
+    return {dict: "object", list: "array"}.get(kind, kind.__name__)
+
+
+def normalize_text(text: str) -> str:
+    """The normalisation behind content hashes (version 1): Unicode NFC, whitespace runs
+    folded to one space, ends stripped. Case is kept: "No" and "no" differ as answers."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def _digest(tag: bytes, text: str) -> bytes:
+    return hashlib.sha256(b"promptlake/%d/" % HASH_VERSION + tag + b"\x00" + text.encode()).digest()
+
+
+def input_canonical(text: str | None, messages: list[dict[str, Any]] | None) -> str:
+    if messages is None:
+        return normalize_text(text or "")
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, str):
+            content = json.dumps(content, ensure_ascii=False, sort_keys=True)
+        parts.append(f"{message.get('role')}: {normalize_text(content)}")
+    if text:
+        parts.append(f"text: {normalize_text(text)}")
+    return "\n".join(parts)
+
+
+def content_hashes(
+    text: str | None, messages: list[dict[str, Any]] | None, output: str | None
+) -> tuple[bytes, bytes, bytes]:
+    """(input_hash, output_hash, content_hash) of a generation, at :data:`HASH_VERSION`."""
+    input_hash = _digest(b"input", input_canonical(text, messages))
+    output_hash = _digest(b"output", normalize_text(output or ""))
+    return input_hash, output_hash, hashlib.sha256(input_hash + output_hash).digest()
+
+
+def _messages(c: _Collector, value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        c.add("messages", "must be a non-empty list of {role, content} objects")
+        return None
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(value):
+        if not isinstance(message, Mapping):
+            c.add(f"messages[{i}]", f"must be an object with role and content, got {message!r:.40}")
+            continue
+        role = message.get("role")
+        if not isinstance(role, str) or not role.strip():
+            c.add(f"messages[{i}].role", "is required and must be text")
+        if "content" not in message:
+            c.add(f"messages[{i}].content", "is required (null is allowed for tool calls)")
+        out.append(dict(message))
+    return c.json_value("messages", out, kind=list)
+
+
+@dataclass
+class GenerationRow:
+    """A validated generation, ready to be written; field names match the table's columns."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID | None
+    parent_id: uuid.UUID | None
+    seq: int | None
+    prompt_version_id: uuid.UUID | None
+    model: str | None
+    run_id: uuid.UUID | None
+    name: str | None
+    input_messages: list[dict[str, Any]] | None
+    input_text: str | None
+    output: str | None
+    params: dict[str, Any]
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost_usd: decimal.Decimal | None
+    latency_ms: float | None
+    status: str
+    error: str | None
+    origin: str
+    generator: str | None
+    lineage: dict[str, Any]
+    input_hash: bytes
+    output_hash: bytes
+    content_hash: bytes
+    tags: list[str]
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+
+GENERATION_FIELDS = frozenset(
+    {
+        "id",
+        "session",
+        "parent",
+        "seq",
+        "prompt_version",
+        "model",
+        "run",
+        "name",
+        "prompt",
+        "messages",
+        "output",
+        "params",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "status",
+        "error",
+        "origin",
+        "generator",
+        "lineage",
+        "tags",
+        "metadata",
+        "created_at",
+        "attachments",
+    }
+)
+
+
+def prepare_generation(
+    fields: Mapping[str, Any], *, max_bytes: int, max_attachment_bytes: int = 50 * 1024 * 1024
+) -> GenerationRow:
+    """Validate ``fields`` (the keyword arguments of ``log``) into a :class:`GenerationRow`.
+
+    Raises :class:`ValidationError` naming every bad field.
+    """
+    c = _Collector(max_bytes)
+    for unknown in sorted(set(fields) - GENERATION_FIELDS):
+        c.add(unknown, "is not a field of a generation")
+    text = c.text("prompt", fields.get("prompt"))
+    messages = _messages(c, fields.get("messages"))
+    if fields.get("prompt") is None and fields.get("messages") is None:
+        c.add("prompt", "a prompt or messages is required")
+    output = c.text("output", fields.get("output"))
+    error = c.text("error", fields.get("error"))
+    status = fields.get("status") or ("error" if error is not None else "ok")
+    c.choice("status", status, GENERATION_STATUSES)
+    origin = fields.get("origin") or "real"
+    c.choice("origin", origin, ORIGINS)
+    generator = c.text("generator", fields.get("generator"))
+    if origin == "synthetic" and not (generator and generator.strip()):
+        c.add("generator", "synthetic data needs its lineage: name the generator model or pipeline")
+    if origin == "real" and generator is not None:
+        c.add("generator", "only synthetic rows have a generator; set origin='synthetic'")
+    lineage = c.json_value("lineage", fields.get("lineage"))
+    row_id = c.uuid("id", fields.get("id")) or uuid7()
+    created = c.timestamp("created_at", fields.get("created_at")) or dt.datetime.now(dt.UTC)
+    row = GenerationRow(
+        id=row_id,
+        session_id=c.uuid("session", fields.get("session")),
+        parent_id=c.uuid("parent", fields.get("parent")),
+        seq=c.count("seq", fields.get("seq")),
+        prompt_version_id=c.uuid("prompt_version", fields.get("prompt_version")),
+        model=c.name("model", fields.get("model")),
+        run_id=c.uuid("run", fields.get("run")),
+        name=c.text("name", fields.get("name")),
+        input_messages=messages,
+        input_text=text,
+        output=output,
+        params=c.json_value("params", fields.get("params")),
+        prompt_tokens=c.count("prompt_tokens", fields.get("prompt_tokens")),
+        completion_tokens=c.count("completion_tokens", fields.get("completion_tokens")),
+        cost_usd=_decimal(c.amount("cost_usd", fields.get("cost_usd"))),
+        latency_ms=c.amount("latency_ms", fields.get("latency_ms")),
+        status=status,
+        error=error,
+        origin=origin,
+        generator=generator,
+        lineage=lineage,
+        input_hash=b"",
+        output_hash=b"",
+        content_hash=b"",
+        tags=c.tags("tags", fields.get("tags")),
+        metadata=c.json_value("metadata", fields.get("metadata")),
+        created_at=created,
+        attachments=_attachments(c, fields.get("attachments"), max_attachment_bytes),
+    )
+    if row.parent_id is not None and row.parent_id == row.id:
+        c.add("parent", "a generation cannot be its own parent")
+    if c.problems:
+        raise ValidationError(c.problems)
+    row.input_hash, row.output_hash, row.content_hash = content_hashes(text, messages, output)
+    return row
+
+
+ATTACHMENT_KINDS = ("image", "audio", "video", "file")
+
+
+def _attachments(c: _Collector, value: Any, max_bytes: int) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        c.add("attachments", "must be a list")
+        return []
+    out = []
+    for i, item in enumerate(value):
+        where = f"attachments[{i}]"
+        item = item if isinstance(item, Mapping) else getattr(item, "__dict__", None)
+        if not isinstance(item, Mapping):
+            c.add(where, "must be an object with kind, mime_type and data or uri")
+            continue
+        data = item.get("data")
+        uri = c.text(f"{where}.uri", item.get("uri"))
+        if data is not None and not isinstance(data, bytes | bytearray | memoryview):
+            c.add(f"{where}.data", f"must be bytes, got {type(data).__name__}")
+            data = None
+        if data is not None and len(data) > max_bytes:
+            c.add(f"{where}.data", f"is {len(data)} bytes, over the limit of {max_bytes}")
+            data = None
+        elif data is None and uri is None:
+            c.add(where, "needs data (bytes) or a uri")
+        kind = c.choice(f"{where}.kind", item.get("kind", "file"), ATTACHMENT_KINDS)
+        mime = c.name(f"{where}.mime_type", item.get("mime_type") or "application/octet-stream")
+        blob = bytes(data) if data is not None else None
+        out.append(
+            {
+                "id": c.uuid(f"{where}.id", item.get("id")) or uuid7(),
+                "kind": kind,
+                "mime_type": mime,
+                "data": blob,
+                "uri": uri,
+                "sha256": hashlib.sha256(blob).digest() if blob is not None else None,
+                "size_bytes": len(blob) if blob is not None else item.get("size_bytes"),
+                "role": item.get("role", "input"),
+            }
+        )
+    return out

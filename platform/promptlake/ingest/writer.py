@@ -1,0 +1,546 @@
+"""The bulk write path: buffered generations flushed with binary COPY.
+
+One flush is one transaction. Before it is sent, every record has been validated
+(``records.py``) and every reference it makes (parent, session, prompt version, run) has
+been checked against the batch and the project, so a bad record is set aside with its
+reason instead of failing the batch. The COPY itself goes straight into ``generations``;
+only when it meets rows that are already stored (a retried batch) does the flush fall back
+to a staging table and ``INSERT ... ON CONFLICT DO NOTHING``, which is what makes a retry
+idempotent without slowing the first attempt. Anything the database still refuses is
+isolated by bisection, so the good rows of the batch are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from ..errors import Problem, ValidationError
+from ..ids import uuid7
+from .records import HASH_VERSION, GenerationRow, _Collector, prepare_generation
+
+if TYPE_CHECKING:
+    from ..client import Project
+
+log = logging.getLogger(__name__)
+
+GENERATION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project_id", "uuid"),
+    ("id", "uuid"),
+    ("session_id", "uuid"),
+    ("parent_id", "uuid"),
+    ("seq", "int4"),
+    ("prompt_version_id", "uuid"),
+    ("model_id", "uuid"),
+    ("run_id", "uuid"),
+    ("name", "text"),
+    ("input_messages", "jsonb"),
+    ("input_text", "text"),
+    ("output", "text"),
+    ("params", "jsonb"),
+    ("prompt_tokens", "int4"),
+    ("completion_tokens", "int4"),
+    ("cost_usd", "numeric"),
+    ("latency_ms", "float8"),
+    ("status", "text"),
+    ("error", "text"),
+    ("origin", "text"),
+    ("generator", "text"),
+    ("lineage", "jsonb"),
+    ("input_hash", "bytea"),
+    ("output_hash", "bytea"),
+    ("content_hash", "bytea"),
+    ("hash_version", "int2"),
+    ("tags", "text[]"),
+    ("metadata", "jsonb"),
+    ("created_at", "timestamptz"),
+)
+COLUMN_NAMES = [name for name, _ in GENERATION_COLUMNS]
+COLUMN_TYPES = [kind for _, kind in GENERATION_COLUMNS]
+_COLUMNS_SQL = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
+COPY_SQL = sql.SQL("COPY generations ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS_SQL)
+INSERT_SQL = sql.SQL(
+    "INSERT INTO generations ({}) VALUES ({}) ON CONFLICT (project_id, id) DO NOTHING"
+).format(_COLUMNS_SQL, sql.SQL(", ").join(sql.Placeholder() * len(COLUMN_NAMES)))
+
+# Which argument of ``log`` a constraint protects, and what its violation means.
+CONSTRAINT_FIELDS: dict[str, tuple[str, str]] = {
+    "fk_generations_project_id_parent_id_generations": (
+        "parent",
+        "is not a generation of this project",
+    ),
+    "fk_generations_project_id_session_id_sessions": (
+        "session",
+        "is not a session of this project",
+    ),
+    "fk_generations_project_id_prompt_version_id_prompt_versions": (
+        "prompt_version",
+        "is not a prompt version of this project",
+    ),
+    "fk_generations_project_id_run_id_runs": ("run", "is not a run of this project"),
+    "fk_generations_project_id_model_id_models": ("model", "is not a model of this project"),
+    "fk_scores_project_id_generation_id_generations": (
+        "generation",
+        "is not a generation of this project",
+    ),
+    "ck_generations_tokens_non_negative": ("prompt_tokens", "must not be negative"),
+    "ck_generations_cost_non_negative": ("cost_usd", "must be a finite, non-negative number"),
+    "ck_generations_latency_non_negative": ("latency_ms", "must be finite and non-negative"),
+    "ck_generations_synthetic_lineage": ("generator", "synthetic rows need a generator"),
+}
+
+
+def problem_from_db_error(exc: psycopg.Error) -> Problem:
+    """Turn a constraint violation into the argument it concerns and a plain reason."""
+    diag = getattr(exc, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    if constraint in CONSTRAINT_FIELDS:
+        return Problem(*CONSTRAINT_FIELDS[constraint])
+    message = (getattr(diag, "message_primary", None) or str(exc)).strip()
+    return Problem("row", f"refused by the database: {message}")
+
+
+def generation_tuple(
+    project_id: uuid.UUID,
+    row: GenerationRow,
+    model_id: uuid.UUID | None,
+    json: Callable[[Any], Any] = lambda value: value,
+) -> tuple:
+    """Column values in :data:`COLUMN_NAMES` order. Binary COPY (with its column types set)
+    takes dicts as they are; a parametrised INSERT needs them wrapped (``json=Jsonb``)."""
+    messages = None if row.input_messages is None else json(row.input_messages)
+    return (
+        project_id, row.id, row.session_id, row.parent_id, row.seq, row.prompt_version_id,
+        model_id, row.run_id, row.name, messages, row.input_text, row.output, json(row.params),
+        row.prompt_tokens, row.completion_tokens, row.cost_usd, row.latency_ms, row.status,
+        row.error, row.origin, row.generator, json(row.lineage), row.input_hash,
+        row.output_hash, row.content_hash, HASH_VERSION, row.tags, json(row.metadata),
+        row.created_at,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record the writer did not store, where it came from, and every reason."""
+
+    item: str
+    id: uuid.UUID | None
+    problems: tuple[Problem, ...]
+
+    def __str__(self) -> str:
+        return f"{self.item}: " + "; ".join(str(p) for p in self.problems)
+
+
+@dataclass
+class WriteStats:
+    """Exact counters of a writer's life so far."""
+
+    stored: int = 0
+    duplicates: int = 0
+    scores_stored: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class _PendingScore:
+    item: str
+    values: dict[str, Any]
+
+
+class Writer:
+    """Buffered bulk logging for one project; use as ``with project.writer() as w``.
+
+    ``log`` validates at once and buffers; a bad record is recorded in ``rejected`` (or
+    raised, with ``strict=True``) and never reaches the database. ``flush`` writes the
+    buffer in one transaction and returns only after it committed.
+    """
+
+    def __init__(self, project: Project, *, batch_size: int = 5000, strict: bool = False) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.project = project
+        self.batch_size = batch_size
+        self.strict = strict
+        self.stats = WriteStats()
+        self._rows: list[tuple[str, GenerationRow]] = []
+        self._sessions: dict[uuid.UUID, dict[str, Any]] = {}
+        self._scores: list[_PendingScore] = []
+        self._seq: dict[uuid.UUID, int] = {}
+        self._known_generations: set[uuid.UUID] = set()
+        self._known_sessions: set[uuid.UUID] = set()
+        self._present: set[uuid.UUID] = set()
+        self._count = 0
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def rejected(self) -> list[Rejection]:
+        return self.stats.rejected
+
+    def session(
+        self,
+        *,
+        id: uuid.UUID | None = None,
+        end_user_id: str | None = None,
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        started_at: dt.datetime | str | float | None = None,
+    ) -> uuid.UUID:
+        """Declare a session to be written with the next flush; returns its id."""
+        c = _Collector(self.project.lake.settings.max_text_bytes)
+        values = {
+            "id": c.uuid("id", id) or uuid7(),
+            "end_user_id": c.text("end_user_id", end_user_id),
+            "name": c.text("name", name),
+            "tags": c.tags("tags", list(tags) if tags is not None else None),
+            "metadata": c.json_value("metadata", metadata),
+            "started_at": c.timestamp("started_at", started_at) or dt.datetime.now(dt.UTC),
+        }
+        if c.problems:
+            raise ValidationError(c.problems)
+        self._sessions[values["id"]] = values
+        self._seq.setdefault(values["id"], 0)
+        return values["id"]
+
+    def log(self, *, item: str | None = None, **fields: Any) -> uuid.UUID | None:
+        """Buffer one generation (same fields as ``Session.log``); returns its id, or None
+        if it was rejected (see :attr:`rejected`)."""
+        self._count += 1
+        label = item or f"record {self._count}"
+        settings = self.project.lake.settings
+        try:
+            row = prepare_generation(
+                fields,
+                max_bytes=settings.max_text_bytes,
+                max_attachment_bytes=settings.max_attachment_bytes,
+            )
+        except ValidationError as exc:
+            return self._reject(label, _maybe_uuid(fields.get("id")), exc.problems)
+        if row.session_id is not None and row.seq is None and row.session_id in self._seq:
+            row.seq = self._seq[row.session_id]
+            self._seq[row.session_id] += 1
+        self._rows.append((label, row))
+        if len(self._rows) >= self.batch_size:
+            self.flush()
+        return row.id
+
+    def score(
+        self,
+        generation: Any,
+        name: str,
+        value: float | bool | str,
+        *,
+        source: str = "human",
+        author: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        id: uuid.UUID | None = None,
+        item: str | None = None,
+    ) -> uuid.UUID | None:
+        """Buffer a score for a generation (logged earlier or in this batch)."""
+        from ..scores import prepare_score
+
+        label = item or f"score for {generation}"
+        try:
+            values = prepare_score(
+                generation,
+                name,
+                value,
+                source=source,
+                author=author,
+                comment=comment,
+                metadata=metadata,
+                id=id,
+                max_bytes=self.project.lake.settings.max_text_bytes,
+            )
+        except ValidationError as exc:
+            return self._reject(label, _maybe_uuid(id), exc.problems)
+        self._scores.append(_PendingScore(label, values))
+        return values["id"]
+
+    def flush(self) -> int:
+        """Write everything buffered in one transaction; return how many rows were stored."""
+        if not (self._rows or self._sessions or self._scores):
+            return 0
+        rows, sessions, scores = self._rows, self._sessions, self._scores
+        self._present: set[uuid.UUID] = set()
+        with self.project.lake._transaction(self.project) as conn:
+            self._write_sessions(conn, sessions)
+            stored_ids = self._write_generations(conn, rows)
+            self._write_attachments(conn, rows, stored_ids)
+            scored = self._write_scores(conn, scores)
+        self._rows, self._sessions, self._scores = [], {}, []
+        self._known_sessions.update(sessions)
+        self._known_generations.update(self._present)
+        if len(self._known_generations) > 2_000_000:
+            self._known_generations.clear()  # bounded memory; unknown ids are looked up
+        self.stats.stored += len(stored_ids)
+        self.stats.scores_stored += scored
+        return len(stored_ids)
+
+    def close(self) -> None:
+        self.flush()
+        if self.stats.rejected:
+            log.warning("%d records were rejected; see Writer.rejected", len(self.stats.rejected))
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # Buffered records were accepted by log(); they are written even if the body failed.
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _reject(self, item: str, rid: uuid.UUID | None, problems: Iterable[Problem]) -> None:
+        rejection = Rejection(item, rid, tuple(problems))
+        if self.strict:
+            raise ValidationError([Problem(p.field, p.reason, item) for p in rejection.problems])
+        self.stats.rejected.append(rejection)
+        return None
+
+    def _write_sessions(self, conn: psycopg.Connection, sessions: dict) -> None:
+        if not sessions:
+            return
+        pid = self.project.id
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO sessions (project_id, id, end_user_id, name, tags, metadata,"
+                " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (project_id, id) DO NOTHING",
+                [
+                    (
+                        pid,
+                        s["id"],
+                        s["end_user_id"],
+                        s["name"],
+                        s["tags"],
+                        psycopg.types.json.Jsonb(s["metadata"]),
+                        s["started_at"],
+                    )
+                    for s in sessions.values()
+                ],
+            )
+
+    def _check_references(
+        self, conn: psycopg.Connection, rows: list[tuple[str, GenerationRow]]
+    ) -> list[tuple[str, GenerationRow]]:
+        """Drop (and report) rows whose parent, session, prompt version or run is unknown."""
+        in_batch = {row.id for _, row in rows}
+        unknown: dict[str, set[uuid.UUID]] = {
+            "parent": set(),
+            "session": set(),
+            "prompt_version": set(),
+            "run": set(),
+        }
+        for _, row in rows:
+            if row.parent_id and row.parent_id not in in_batch | self._known_generations:
+                unknown["parent"].add(row.parent_id)
+            if row.session_id and row.session_id not in self._known_sessions:
+                unknown["session"].add(row.session_id)
+            if row.prompt_version_id:
+                unknown["prompt_version"].add(row.prompt_version_id)
+            if row.run_id:
+                unknown["run"].add(row.run_id)
+        found = {key: _existing(conn, key, self.project.id, ids) for key, ids in unknown.items()}
+        self._known_generations |= found["parent"]
+        self._known_sessions |= found["session"]
+        accepted: list[tuple[str, GenerationRow]] = []
+        accepted_ids: set[uuid.UUID] = set()
+        rejected_ids: set[uuid.UUID] = set()
+        for label, row in rows:
+            problems = []
+            for key, value in (
+                ("parent", row.parent_id),
+                ("session", row.session_id),
+                ("prompt_version", row.prompt_version_id),
+                ("run", row.run_id),
+            ):
+                if value is None or value in found[key] or value in accepted_ids:
+                    continue
+                if key == "session" and value in self._known_sessions:
+                    continue
+                if key == "parent" and value in self._known_generations:
+                    continue
+                if key == "parent" and value in rejected_ids:
+                    problems.append(Problem("parent", f"{value} was rejected in this batch"))
+                elif key == "parent" and value in in_batch:
+                    continue  # logged later in the same batch: FK checks run at statement end
+                else:
+                    problems.append(
+                        Problem(
+                            key, f"{value} is not a {_NOUN[key]} of project {self.project.name!r}"
+                        )
+                    )
+            if problems:
+                rejected_ids.add(row.id)
+                self._reject(label, row.id, problems)
+            else:
+                accepted.append((label, row))
+                accepted_ids.add(row.id)
+        return accepted
+
+    def _write_generations(
+        self, conn: psycopg.Connection, rows: list[tuple[str, GenerationRow]]
+    ) -> set[uuid.UUID]:
+        if not rows:
+            return set()
+        rows = self._check_references(conn, rows)
+        model_ids = self.project.lake._model_ids(conn, self.project, {r.model for _, r in rows})
+        tuples = [generation_tuple(self.project.id, r, model_ids.get(r.model)) for _, r in rows]
+        return self._copy_isolating(conn, rows, tuples)
+
+    def _copy_isolating(self, conn, rows, tuples) -> set[uuid.UUID]:
+        """COPY the rows; on refusal, split the batch until the refused rows are found."""
+        try:
+            with conn.transaction():
+                stored = _copy_or_upsert(conn, tuples)
+            self.stats.duplicates += len(tuples) - len(stored)
+            self._present.update(values[1] for values in tuples)
+            return stored
+        except psycopg.errors.IntegrityError as exc:
+            if len(rows) == 1:
+                label, row = rows[0]
+                self._reject(label, row.id, [problem_from_db_error(exc)])
+                return set()
+        except psycopg.errors.DataError as exc:
+            if len(rows) == 1:
+                label, row = rows[0]
+                self._reject(label, row.id, [Problem("row", f"refused by the database: {exc}")])
+                return set()
+        middle = len(rows) // 2
+        first = self._copy_isolating(conn, rows[:middle], tuples[:middle])
+        return first | self._copy_isolating(conn, rows[middle:], tuples[middle:])
+
+    def _write_attachments(self, conn, rows, stored_ids: set[uuid.UUID]) -> None:
+        values = [
+            (
+                self.project.id,
+                a["id"],
+                row.id,
+                a["kind"],
+                a["mime_type"],
+                a["sha256"],
+                a["size_bytes"],
+                a["data"],
+                a["uri"],
+                a["role"],
+            )
+            for _, row in rows
+            if row.id in stored_ids
+            for a in row.attachments
+        ]
+        if values:
+            insert_attachments(conn, values)
+
+    def _write_scores(self, conn: psycopg.Connection, scores: list[_PendingScore]) -> int:
+        if not scores:
+            return 0
+        wanted = {s.values["generation_id"] for s in scores} - self._known_generations
+        found = _existing(conn, "parent", self.project.id, wanted)
+        self._known_generations |= found
+        good = []
+        for pending in scores:
+            gid = pending.values["generation_id"]
+            if gid in self._known_generations:
+                good.append(pending.values)
+            else:
+                self._reject(
+                    pending.item,
+                    pending.values["id"],
+                    [
+                        Problem(
+                            "generation",
+                            f"{gid} is not a stored generation of project {self.project.name!r}",
+                        )
+                    ],
+                )
+        from ..scores import insert_scores
+
+        return insert_scores(conn, self.project.id, good)
+
+
+_NOUN = {
+    "parent": "generation",
+    "session": "session",
+    "prompt_version": "prompt version",
+    "run": "run",
+}
+_TABLE = {
+    "parent": "generations",
+    "session": "sessions",
+    "prompt_version": "prompt_versions",
+    "run": "runs",
+}
+
+
+def _existing(conn, key: str, project_id: uuid.UUID, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    if not ids:
+        return set()
+    query = sql.SQL("SELECT id FROM {} WHERE project_id = %s AND id = ANY(%s)").format(
+        sql.Identifier(_TABLE[key])
+    )
+    return {r[0] for r in conn.execute(query, (project_id, list(ids))).fetchall()}
+
+
+def _copy_or_upsert(conn: psycopg.Connection, tuples: list[tuple]) -> set[uuid.UUID]:
+    """Binary COPY; if some rows already exist, stage and insert the rest instead."""
+    try:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+            copy.set_types(COLUMN_TYPES)
+            for values in tuples:
+                copy.write_row(values)
+        return {values[1] for values in tuples}
+    except psycopg.errors.UniqueViolation:
+        pass
+    return _staged_upsert(conn, tuples)
+
+
+def _staged_upsert(conn: psycopg.Connection, tuples: list[tuple]) -> set[uuid.UUID]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS promptlake_stage"
+            " (LIKE generations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        cur.execute("TRUNCATE promptlake_stage")
+        copy_sql = sql.SQL("COPY promptlake_stage ({}) FROM STDIN (FORMAT BINARY)").format(
+            _COLUMNS_SQL
+        )
+        with cur.copy(copy_sql) as copy:
+            copy.set_types(COLUMN_TYPES)
+            for values in tuples:
+                copy.write_row(values)
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO generations ({cols}) SELECT {cols} FROM promptlake_stage"
+                " ON CONFLICT (project_id, id) DO NOTHING RETURNING id"
+            ).format(cols=_COLUMNS_SQL)
+        )
+        return {r[0] for r in cur.fetchall()}
+
+
+def insert_attachments(conn: psycopg.Connection, values: list[tuple]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO attachments (project_id, id, generation_id, kind, mime_type, sha256,"
+            " size_bytes, data, uri, role) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (project_id, id) DO NOTHING",
+            values,
+        )
+
+
+def _maybe_uuid(value: Any) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
