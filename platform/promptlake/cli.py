@@ -1,0 +1,293 @@
+"""The ``promptlake`` command: a thin layer over the library.
+
+Every command parses its options, calls one library function and prints the result; what
+it does is documented (and tested) in the library. Errors of ours print as one line on
+stderr with exit status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import PromptLakeError
+
+FORMATS = ("sharegpt", "openai", "alpaca", "mtbench", "csv")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | dt.datetime | dt.date | decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return repr(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return str(value)
+
+
+def print_table(title: str | None, columns: list[str], rows: list[tuple]) -> None:
+    """A table on the terminal (rich), plain aligned text when piped."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    Console(soft_wrap=False).print(table)
+
+
+def _lake():
+    from .client import connect
+
+    return connect()
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PromptLakeError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="promptlake")
+def main() -> None:
+    """promptlake: the system of record for prompts and generated outputs, on PostgreSQL.
+
+    With no PROMPTLAKE_DATABASE_URL set, data lives in an embedded PostgreSQL under
+    PROMPTLAKE_HOME (default ~/.promptlake), started on first use.
+    """
+
+
+@main.command()
+def init() -> None:
+    """Start (or reuse) the database, bring its schema up to date, and say where it is."""
+    from .db import migrate
+    from .db.engine import describe
+
+    lake = _lake()
+    with lake:
+        click.echo(f"database: {describe(lake.url)}")
+        if lake.settings.embedded:
+            click.echo(f"embedded server data: {lake.settings.pgdata}")
+        click.echo(f"schema revision: {migrate.current_revision(lake.engine)}")
+
+
+@main.command()
+@click.option("--project", default="demo", show_default=True, help="Project to load into.")
+def demo(project: str) -> None:
+    """Load the bundled sample conversations, score them and print a report.
+
+    Imports the MT-bench questions with GPT-4 reference answers (real prompts, two-turn
+    chains) and templated ShareGPT identity conversations (labelled synthetic), adds
+    heuristic scores, then prints counts per model, origin, sessions, chain lengths and
+    score averages. Safe to run again: nothing is stored twice.
+    """
+    from .demo import run_demo
+
+    with _lake() as lake:
+        click.echo(f"database: {lake!r}")
+        for line in run_demo(lake, project):
+            click.echo(line)
+        _print_stats(lake, project, as_json=False)
+
+
+@main.command(name="import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="Layout of the file.")  # fmt: skip
+@click.option("--project", required=True, help="Project to import into (created if new).")
+@click.option("--origin", type=click.Choice(["real", "synthetic"]), default="real",
+              show_default=True, help="Whether the data came from real users or was generated.")  # fmt: skip
+@click.option("--generator", help="For synthetic data: the model or pipeline that made it.")
+@click.option("--model", help="Model name for records that do not name one.")
+@click.option("--answers", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="mtbench: answer file(s) with the model replies (repeatable).")  # fmt: skip
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=FIELD",
+              help="csv: map a column to a generation field, e.g. --map question=prompt.")  # fmt: skip
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1))
+def import_(path: Path, fmt: str, project: str, origin: str, generator: str | None,
+            model: str | None, answers: tuple[Path, ...], mapping: tuple[str, ...],
+            batch_size: int) -> None:  # fmt: skip
+    """Import a file of conversations or prompt/response pairs.
+
+    Files are streamed, never read whole. Each rejected record is reported with its line
+    (or item) number and reason; the good ones are stored. Re-importing a file stores
+    nothing twice. Exit status is 1 when any record was rejected.
+    """
+    from .ingest.importers import import_file
+
+    column_map: dict[str, str] = {}
+    for item in mapping:
+        column, sep, field = item.partition("=")
+        if not sep or not column or not field:
+            raise click.BadParameter(f"{item!r} is not COLUMN=FIELD", param_hint="--map")
+        column_map[column] = field
+    with _lake() as lake:
+        report = import_file(
+            lake.project(project), path, fmt, origin=origin, generator=generator, model=model,
+            mapping=column_map or None, answers=list(answers) or None, batch_size=batch_size,
+        )  # fmt: skip
+    for item, reason in report.rejected:
+        click.echo(f"{path}: {item}: {reason}", err=True)
+    click.echo(
+        f"stored {report.stored}, rejected {len(report.rejected)}"
+        + (f", already stored {report.duplicates}" if report.duplicates else "")
+        + f" ({report.sessions} sessions)"
+    )
+    sys.exit(1 if report.rejected else 0)
+
+
+@main.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)  # fmt: skip
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Bind :NAME in the query to VALUE (text), e.g. --param model=gpt-4.")  # fmt: skip
+def sql(query: str, fmt: str, params: tuple[str, ...]) -> None:
+    """Run a SQL query and print the result as a table, CSV or JSON lines."""
+    bound: dict[str, str] = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        bound[name] = value
+    with _lake() as lake:
+        columns, rows = lake.query(query, bound)
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([_cell(v) for v in row] for row in rows)
+    elif fmt == "json":
+        for row in rows:
+            record = dict(zip(columns, row, strict=True))
+            click.echo(json.dumps(record, ensure_ascii=False, default=_json_default))
+    else:
+        print_table(None, columns, rows)
+        click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+@main.command()
+@click.option("--project", help="Only this project (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def stats(project: str | None, as_json: bool) -> None:
+    """Counts per model, origin, sessions, chain lengths and score averages."""
+    with _lake() as lake:
+        _print_stats(lake, project, as_json=as_json)
+
+
+def _print_stats(lake: Any, project: str | None, *, as_json: bool) -> None:
+    from .report import stats as build_stats
+
+    sections = build_stats(lake, project)
+    if as_json:
+        payload = [section.as_dict() for section in sections]
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
+        return
+    for section in sections:
+        print_table(section.title, section.columns, section.rows)
+
+
+@main.group()
+def db() -> None:
+    """The database: where it is, whether it runs, stop the embedded server."""
+
+
+@db.command()
+def url() -> None:
+    """Print the database URL (starts the embedded server if needed); works with psql."""
+    from .config import load_settings
+    from .db.engine import resolve_url
+
+    resolved = resolve_url(load_settings())
+    click.echo(resolved.replace("postgresql+psycopg://", "postgresql://", 1))
+
+
+@db.command()
+def status() -> None:
+    """Say where the database is and whether it is running, without starting it."""
+    from .config import load_settings
+    from .db import embedded
+    from .db.engine import describe
+
+    settings = load_settings()
+    if not settings.embedded:
+        import sqlalchemy as sa
+
+        click.echo(f"configured: {describe(settings.database_url or '')}")
+        engine = sa.create_engine(settings.database_url or "")
+        try:
+            with engine.connect() as conn:
+                version = conn.execute(sa.text("SHOW server_version")).scalar()
+            click.echo(f"reachable: yes (PostgreSQL {version})")
+        except sa.exc.SQLAlchemyError as exc:
+            click.echo(f"reachable: no ({str(exc).splitlines()[0]})")
+            sys.exit(1)
+        finally:
+            engine.dispose()
+        return
+    state = embedded.status(settings.pgdata)
+    click.echo(f"embedded server data: {state.pgdata}")
+    if state.running:
+        click.echo(f"running: yes (pid {state.pid}, socket in {state.socket_dir})")
+    else:
+        click.echo("running: no (it starts on first use, e.g. `promptlake init`)")
+
+
+@db.command()
+def stop() -> None:
+    """Stop the embedded server (it starts again on next use)."""
+    from .config import load_settings
+    from .db import embedded
+
+    settings = load_settings()
+    if not settings.embedded:
+        raise click.UsageError("PROMPTLAKE_DATABASE_URL is set: there is no embedded server")
+    if embedded.stop(settings.pgdata):
+        click.echo(f"stopped the embedded server in {settings.pgdata}")
+    else:
+        click.echo("the embedded server was not running")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print ratios against a baseline measured in the same run."""
+
+
+@bench.command(name="ingest")
+@click.option("--rows", default=20000, show_default=True, type=click.IntRange(100),
+              help="Generations for the bulk writer and the raw COPY baseline.")  # fmt: skip
+@click.option("--single-rows", default=500, show_default=True, type=click.IntRange(10),
+              help="Generations logged one call at a time.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_ingest(rows: int, single_rows: int, as_json: bool) -> None:
+    """Writer vs raw binary COPY vs single log() calls, on ~2 KB generations."""
+    from .bench.ingest import format_report, run_ingest_bench
+
+    with _lake() as lake:
+        result = run_ingest_bench(lake, rows=rows, single_rows=single_rows)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
