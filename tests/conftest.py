@@ -48,6 +48,11 @@ def admin_url() -> Iterator[str]:
         return
     home = Path(tempfile.mkdtemp(prefix="promptlake-tests-"))
     url = embedded.start(home / "pgdata", database="postgres")
+    # a throwaway server: durability buys nothing here, and tests create many databases
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET full_page_writes = off")
+        conn.execute("SELECT pg_reload_conf()")
     try:
         yield url
     finally:
@@ -62,7 +67,7 @@ def create_database(admin: str, name: str, template: str | None = None) -> str:
         )
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
-            statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(sql.Identifier(template))
+            statement += sql.SQL(" TEMPLATE {} STRATEGY WAL_LOG").format(sql.Identifier(template))
         conn.execute(statement)
     return _with_database(admin, name)
 

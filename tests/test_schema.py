@@ -17,10 +17,10 @@ def test_project_id_leads_every_key(table: sa.Table) -> None:
     assert table.primary_key.columns.keys()[0] == "project_id"
     for constraint in table.constraints:
         if isinstance(constraint, sa.UniqueConstraint):
-            assert "project_id" in constraint.columns.keys(), constraint.name
+            assert "project_id" in constraint.columns, constraint.name
         if isinstance(constraint, sa.ForeignKeyConstraint):
             referred = constraint.referred_table.name
-            assert "project_id" in constraint.columns.keys(), (table.name, referred)
+            assert "project_id" in constraint.columns, (table.name, referred)
 
 
 def test_constraints_are_named_and_timestamps_have_time_zones(database_url: str) -> None:

@@ -114,21 +114,44 @@ def demo(project: str) -> None:
 
 @main.command(name="import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              help="Layout of the file.")  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), required=True, help="Layout of the file."
+)
 @click.option("--project", required=True, help="Project to import into (created if new).")
-@click.option("--origin", type=click.Choice(["real", "synthetic"]), default="real",
-              show_default=True, help="Whether the data came from real users or was generated.")  # fmt: skip
+@click.option(
+    "--origin",
+    type=click.Choice(["real", "synthetic"]),
+    default="real",
+    show_default=True,
+    help="Whether the data came from real users or was generated.",
+)
 @click.option("--generator", help="For synthetic data: the model or pipeline that made it.")
 @click.option("--model", help="Model name for records that do not name one.")
-@click.option("--answers", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="mtbench: answer file(s) with the model replies (repeatable).")  # fmt: skip
-@click.option("--map", "mapping", multiple=True, metavar="COLUMN=FIELD",
-              help="csv: map a column to a generation field, e.g. --map question=prompt.")  # fmt: skip
+@click.option(
+    "--answers",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="mtbench: answer file(s) with the model replies (repeatable).",
+)
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help="csv: map a column to a generation field, e.g. --map question=prompt.",
+)
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1))
-def import_(path: Path, fmt: str, project: str, origin: str, generator: str | None,
-            model: str | None, answers: tuple[Path, ...], mapping: tuple[str, ...],
-            batch_size: int) -> None:  # fmt: skip
+def import_(
+    path: Path,
+    fmt: str,
+    project: str,
+    origin: str,
+    generator: str | None,
+    model: str | None,
+    answers: tuple[Path, ...],
+    mapping: tuple[str, ...],
+    batch_size: int,
+) -> None:
     """Import a file of conversations or prompt/response pairs.
 
     Files are streamed, never read whole. Each rejected record is reported with its line
@@ -145,9 +168,16 @@ def import_(path: Path, fmt: str, project: str, origin: str, generator: str | No
         column_map[column] = field
     with _lake() as lake:
         report = import_file(
-            lake.project(project), path, fmt, origin=origin, generator=generator, model=model,
-            mapping=column_map or None, answers=list(answers) or None, batch_size=batch_size,
-        )  # fmt: skip
+            lake.project(project),
+            path,
+            fmt,
+            origin=origin,
+            generator=generator,
+            model=model,
+            mapping=column_map or None,
+            answers=list(answers) or None,
+            batch_size=batch_size,
+        )
     for item, reason in report.rejected:
         click.echo(f"{path}: {item}: {reason}", err=True)
     click.echo(
@@ -160,10 +190,20 @@ def import_(path: Path, fmt: str, project: str, origin: str, generator: str | No
 
 @main.command()
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)  # fmt: skip
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Bind :NAME in the query to VALUE (text), e.g. --param model=gpt-4.")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Bind :NAME in the query to VALUE (text), e.g. --param model=gpt-4.",
+)
 def sql(query: str, fmt: str, params: tuple[str, ...]) -> None:
     """Run a SQL query and print the result as a table, CSV or JSON lines."""
     bound: dict[str, str] = {}
@@ -275,10 +315,20 @@ def bench() -> None:
 
 
 @bench.command(name="ingest")
-@click.option("--rows", default=20000, show_default=True, type=click.IntRange(100),
-              help="Generations for the bulk writer and the raw COPY baseline.")  # fmt: skip
-@click.option("--single-rows", default=500, show_default=True, type=click.IntRange(10),
-              help="Generations logged one call at a time.")  # fmt: skip
+@click.option(
+    "--rows",
+    default=20000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Generations for the bulk writer and the raw COPY baseline.",
+)
+@click.option(
+    "--single-rows",
+    default=500,
+    show_default=True,
+    type=click.IntRange(10),
+    help="Generations logged one call at a time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_ingest(rows: int, single_rows: int, as_json: bool) -> None:
     """Writer vs raw binary COPY vs single log() calls, on ~2 KB generations."""

@@ -34,7 +34,6 @@ from .ingest.writer import (
     Writer,
     generation_tuple,
     insert_attachments,
-    problem_from_db_error,
 )
 from .prompts import PromptRegistry
 from .scores import Score, insert_scores, prepare_score, score_from_values
@@ -244,7 +243,7 @@ class Project:
         try:
             with self.lake._transaction(self) as conn:
                 insert_scores(conn, self.id, [values])
-        except psycopg.errors.ForeignKeyViolation:
+        except ValidationError:
             raise ValidationError(
                 [
                     Problem(
@@ -334,17 +333,19 @@ class Project:
                             for a in row.attachments
                         ],
                     )
-        except psycopg.errors.IntegrityError as exc:
-            problem = problem_from_db_error(exc)
+        except ValidationError as exc:
+            problem = exc.problems[0]
             value = {
                 "parent": row.parent_id,
                 "session": row.session_id,
                 "prompt_version": row.prompt_version_id,
                 "run": row.run_id,
             }.get(problem.field)
-            if value is not None:
-                problem = Problem(problem.field, f"{value} {problem.reason} ({self.name!r})")
-            raise ValidationError([problem]) from None
+            if value is None:
+                raise
+            raise ValidationError(
+                [Problem(problem.field, f"{value} {problem.reason} ({self.name!r})")]
+            ) from None
         return Generation.from_prepared(self.id, row)
 
 

@@ -22,7 +22,10 @@ class Section:
     rows: list[tuple[Any, ...]]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "rows": [dict(zip(self.columns, r, strict=True)) for r in self.rows]}
+        return {
+            "title": self.title,
+            "rows": [dict(zip(self.columns, r, strict=True)) for r in self.rows],
+        }
 
 
 _FILTER = "(CAST(:project AS text) IS NULL OR p.name = :project)"

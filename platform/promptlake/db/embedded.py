@@ -41,6 +41,9 @@ def start(pgdata: Path, database: str = DATABASE_NAME) -> str:
     pgserver = _server_module()
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    known = pgserver.PostgresServer._instances
+    if pgdata in known and not status(pgdata).running:
+        del known[pgdata]  # stopped since this process last used it: start it again
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
     except subprocess.SubprocessError as exc:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..config import Settings, normalize_url
-from ..errors import ConfigurationError, DatabaseError, PromptLakeError
+from ..errors import ConfigurationError, DatabaseError, Problem, PromptLakeError, ValidationError
 from . import embedded
 
 
@@ -52,6 +53,43 @@ def describe(url: str) -> str:
         return "<unparseable url>"
 
 
+# Which argument of ``log`` a constraint protects, and what its violation means.
+CONSTRAINT_FIELDS: dict[str, tuple[str, str]] = {
+    "fk_generations_project_id_parent_id_generations": (
+        "parent",
+        "is not a generation of this project",
+    ),
+    "fk_generations_project_id_session_id_sessions": (
+        "session",
+        "is not a session of this project",
+    ),
+    "fk_generations_project_id_prompt_version_id_prompt_versions": (
+        "prompt_version",
+        "is not a prompt version of this project",
+    ),
+    "fk_generations_project_id_run_id_runs": ("run", "is not a run of this project"),
+    "fk_generations_project_id_model_id_models": ("model", "is not a model of this project"),
+    "fk_scores_project_id_generation_id_generations": (
+        "generation",
+        "is not a generation of this project",
+    ),
+    "ck_generations_tokens_non_negative": ("prompt_tokens", "must not be negative"),
+    "ck_generations_cost_non_negative": ("cost_usd", "must be a finite, non-negative number"),
+    "ck_generations_latency_non_negative": ("latency_ms", "must be finite and non-negative"),
+    "ck_generations_synthetic_lineage": ("generator", "synthetic rows need a generator"),
+}
+
+
+def problem_from_db_error(exc: psycopg.Error) -> Problem:
+    """Turn a constraint violation into the argument it concerns and a plain reason."""
+    diag = getattr(exc, "diag", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    if constraint in CONSTRAINT_FIELDS:
+        return Problem(*CONSTRAINT_FIELDS[constraint])
+    message = (getattr(diag, "message_primary", None) or str(exc)).strip()
+    return Problem("row", f"refused by the database: {message}")
+
+
 @contextmanager
 def translate(action: str) -> Iterator[None]:
     """Re-raise database failures during ``action`` as :class:`DatabaseError`."""
@@ -59,6 +97,9 @@ def translate(action: str) -> Iterator[None]:
         yield
     except PromptLakeError:
         raise
+    except (psycopg.errors.IntegrityError, sa.exc.IntegrityError) as exc:
+        orig = getattr(exc, "orig", exc)
+        raise ValidationError([problem_from_db_error(orig)]) from exc
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(f"{action}: invalid database URL ({exc})") from exc
     except sa.exc.OperationalError as exc:
@@ -67,6 +108,10 @@ def translate(action: str) -> Iterator[None]:
             "PROMPTLAKE_DATABASE_URL, or unset it to use the embedded server."
         ) from exc
     except sa.exc.DBAPIError as exc:
+        raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseError(f"{action}: cannot reach the database ({_first_line(exc)})") from exc
+    except psycopg.Error as exc:
         raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
 
 

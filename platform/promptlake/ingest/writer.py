@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from ..db.engine import problem_from_db_error
 from ..errors import Problem, ValidationError
 from ..ids import uuid7
 from .records import HASH_VERSION, GenerationRow, _Collector, prepare_generation
@@ -69,42 +70,6 @@ COPY_SQL = sql.SQL("COPY generations ({}) FROM STDIN (FORMAT BINARY)").format(_C
 INSERT_SQL = sql.SQL(
     "INSERT INTO generations ({}) VALUES ({}) ON CONFLICT (project_id, id) DO NOTHING"
 ).format(_COLUMNS_SQL, sql.SQL(", ").join(sql.Placeholder() * len(COLUMN_NAMES)))
-
-# Which argument of ``log`` a constraint protects, and what its violation means.
-CONSTRAINT_FIELDS: dict[str, tuple[str, str]] = {
-    "fk_generations_project_id_parent_id_generations": (
-        "parent",
-        "is not a generation of this project",
-    ),
-    "fk_generations_project_id_session_id_sessions": (
-        "session",
-        "is not a session of this project",
-    ),
-    "fk_generations_project_id_prompt_version_id_prompt_versions": (
-        "prompt_version",
-        "is not a prompt version of this project",
-    ),
-    "fk_generations_project_id_run_id_runs": ("run", "is not a run of this project"),
-    "fk_generations_project_id_model_id_models": ("model", "is not a model of this project"),
-    "fk_scores_project_id_generation_id_generations": (
-        "generation",
-        "is not a generation of this project",
-    ),
-    "ck_generations_tokens_non_negative": ("prompt_tokens", "must not be negative"),
-    "ck_generations_cost_non_negative": ("cost_usd", "must be a finite, non-negative number"),
-    "ck_generations_latency_non_negative": ("latency_ms", "must be finite and non-negative"),
-    "ck_generations_synthetic_lineage": ("generator", "synthetic rows need a generator"),
-}
-
-
-def problem_from_db_error(exc: psycopg.Error) -> Problem:
-    """Turn a constraint violation into the argument it concerns and a plain reason."""
-    diag = getattr(exc, "diag", None)
-    constraint = getattr(diag, "constraint_name", None) or ""
-    if constraint in CONSTRAINT_FIELDS:
-        return Problem(*CONSTRAINT_FIELDS[constraint])
-    message = (getattr(diag, "message_primary", None) or str(exc)).strip()
-    return Problem("row", f"refused by the database: {message}")
 
 
 def generation_tuple(
