@@ -255,7 +255,11 @@ def db() -> None:
 
 @db.command()
 def url() -> None:
-    """Print the database URL (starts the embedded server if needed); works with psql."""
+    """Print the database URL, starting the embedded server if needed.
+
+    The URL is in libpq form, so it works with psql, pg_dump and pandas:
+    psql "$(promptlake db url)".
+    """
     from .config import load_settings
     from .db.engine import resolve_url
 
@@ -265,7 +269,11 @@ def url() -> None:
 
 @db.command()
 def status() -> None:
-    """Say where the database is and whether it is running, without starting it."""
+    """Say where the database is and whether it is running, without starting it.
+
+    For the embedded server: its data folder, process id and socket. For a configured
+    PROMPTLAKE_DATABASE_URL: whether it answers, and its PostgreSQL version.
+    """
     from .config import load_settings
     from .db import embedded
     from .db.engine import describe
@@ -296,7 +304,10 @@ def status() -> None:
 
 @db.command()
 def stop() -> None:
-    """Stop the embedded server (it starts again on next use)."""
+    """Stop the embedded server. Its data stays; it starts again on next use.
+
+    Only for the embedded server: a configured PROMPTLAKE_DATABASE_URL is not ours to stop.
+    """
     from .config import load_settings
     from .db import embedded
 
