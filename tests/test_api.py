@@ -16,15 +16,25 @@ def test_issue_example_end_to_end(lake: promptlake.Lake) -> None:
     proj = lake.project("support-bot")
     assert lake.project("support-bot") is proj  # created once, then reused
     with proj.session(end_user_id="u-42", tags=["beta"]) as s:
-        g1 = s.log(prompt="What is RLS?", output="Row-level security.", model="gpt-4o",
-                   params={"temperature": 0.2}, prompt_tokens=12, completion_tokens=80,
-                   latency_ms=950)  # fmt: skip
+        g1 = s.log(
+            prompt="What is RLS?",
+            output="Row-level security.",
+            model="gpt-4o",
+            params={"temperature": 0.2},
+            prompt_tokens=12,
+            completion_tokens=80,
+            latency_ms=950,
+        )
         g2 = s.log(
-            messages=[{"role": "user", "content": "What is RLS?"},
-                      {"role": "assistant", "content": "Row-level security."},
-                      {"role": "user", "content": "In Postgres?"}],
-            output="Policies on tables.", model="gpt-4o", parent=g1,
-        )  # fmt: skip
+            messages=[
+                {"role": "user", "content": "What is RLS?"},
+                {"role": "assistant", "content": "Row-level security."},
+                {"role": "user", "content": "In Postgres?"},
+            ],
+            output="Policies on tables.",
+            model="gpt-4o",
+            parent=g1,
+        )
     score = proj.score(g2, "helpfulness", 0.8, source="human", author="alice")
     synthetic = proj.log(prompt="Q", output="A", origin="synthetic", generator="llama-3-70b")
 
@@ -130,8 +140,15 @@ def test_trace_logs_calls_errors_and_coroutines(project) -> None:
         "SELECT g.input_text, g.output, g.status, g.error, g.name, m.name, g.latency_ms >= 0"
         " FROM generations g LEFT JOIN models m ON m.id = g.model_id ORDER BY g.created_at"
     )
-    assert rows[0] == ("hello", "HELLO", "ok", None, "test_trace_logs_calls_errors_and_coroutines"
-                       ".<locals>.answer", "my-model", True)  # fmt: skip
+    assert rows[0] == (
+        "hello",
+        "HELLO",
+        "ok",
+        None,
+        "test_trace_logs_calls_errors_and_coroutines.<locals>.answer",
+        "my-model",
+        True,
+    )
     assert rows[1][2:4] == ("error", "RuntimeError: model unavailable")
     assert rows[2][:2] == ('{"x": 1}', '{"sum": 3}') and rows[2][4] == "async-step"
 
@@ -155,15 +172,21 @@ def test_unknown_project_without_create(lake) -> None:
 def test_attachments_are_stored_with_their_hash(project) -> None:
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     g = project.log(
-        prompt="describe", output="a picture",
-        attachments=[{"kind": "image", "mime_type": "image/png", "data": png},
-                     {"kind": "audio", "mime_type": "audio/wav", "uri": "s3://b/k.wav"}],
-    )  # fmt: skip
+        prompt="describe",
+        output="a picture",
+        attachments=[
+            {"kind": "image", "mime_type": "image/png", "data": png},
+            {"kind": "audio", "mime_type": "audio/wav", "uri": "s3://b/k.wav"},
+        ],
+    )
     _, rows = project.lake.query(
         "SELECT kind, size_bytes, encode(sha256, 'hex'), data IS NOT NULL, uri FROM attachments"
-        " WHERE generation_id = :g ORDER BY kind", {"g": g.id},
-    )  # fmt: skip
+        " WHERE generation_id = :g ORDER BY kind",
+        {"g": g.id},
+    )
     import hashlib
 
-    assert rows == [("audio", None, None, False, "s3://b/k.wav"),
-                    ("image", len(png), hashlib.sha256(png).hexdigest(), True, None)]  # fmt: skip
+    assert rows == [
+        ("audio", None, None, False, "s3://b/k.wav"),
+        ("image", len(png), hashlib.sha256(png).hexdigest(), True, None),
+    ]

@@ -15,8 +15,11 @@ EXE = Path(sys.executable).with_name("promptlake")
 
 @pytest.fixture
 def run(database_url: str, tmp_path: Path):
-    env = {**os.environ, "PROMPTLAKE_DATABASE_URL": database_url,
-           "PROMPTLAKE_HOME": str(tmp_path / "home")}  # fmt: skip
+    env = {
+        **os.environ,
+        "PROMPTLAKE_DATABASE_URL": database_url,
+        "PROMPTLAKE_HOME": str(tmp_path / "home"),
+    }
 
     def _run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=env)
@@ -25,8 +28,15 @@ def run(database_url: str, tmp_path: Path):
 
 
 def test_every_command_explains_itself() -> None:
-    for args in (["--help"], ["db", "--help"], ["db", "url", "--help"], ["db", "status", "--help"],
-                 ["db", "stop", "--help"], ["bench", "ingest", "--help"], ["import", "--help"]):  # fmt: skip
+    for args in (
+        ["--help"],
+        ["db", "--help"],
+        ["db", "url", "--help"],
+        ["db", "status", "--help"],
+        ["db", "stop", "--help"],
+        ["bench", "ingest", "--help"],
+        ["import", "--help"],
+    ):
         out = subprocess.run([str(EXE), *args], capture_output=True, text=True)
         assert out.returncode == 0, (args, out.stderr)
         assert "Usage:" in out.stdout and len(out.stdout) > 200
@@ -88,15 +98,29 @@ def test_import_reports_each_rejected_line_and_exits_1(run, tmp_path: Path) -> N
 
 
 def test_import_clean_file_exits_0(run, shared_data: Path) -> None:
-    out = run("import", str(shared_data / "alpaca_seed_tasks.jsonl"), "--format", "alpaca",
-              "--project", "seeds")  # fmt: skip
+    out = run(
+        "import",
+        str(shared_data / "alpaca_seed_tasks.jsonl"),
+        "--format",
+        "alpaca",
+        "--project",
+        "seeds",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("stored ") and ", rejected 0" in out.stdout
 
 
 def test_synthetic_import_without_generator_is_refused(run, shared_data: Path) -> None:
-    out = run("import", str(shared_data / "alpaca_seed_tasks.jsonl"), "--format", "alpaca",
-              "--project", "seeds", "--origin", "synthetic")  # fmt: skip
+    out = run(
+        "import",
+        str(shared_data / "alpaca_seed_tasks.jsonl"),
+        "--format",
+        "alpaca",
+        "--project",
+        "seeds",
+        "--origin",
+        "synthetic",
+    )
     assert out.returncode != 0 and "generator" in out.stderr
 
 

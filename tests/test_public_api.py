@@ -8,10 +8,23 @@ import sys
 import promptlake
 
 EXPECTED = [
-    "ConfigurationError", "DatabaseError", "Generation", "Lake", "NotFoundError", "Problem",
-    "Project", "PromptLakeError", "PromptVersion", "Rejection", "Score", "Session",
-    "ValidationError", "Writer", "__version__", "connect",
-]  # fmt: skip
+    "ConfigurationError",
+    "DatabaseError",
+    "Generation",
+    "Lake",
+    "NotFoundError",
+    "Problem",
+    "Project",
+    "PromptLakeError",
+    "PromptVersion",
+    "Rejection",
+    "Score",
+    "Session",
+    "ValidationError",
+    "Writer",
+    "__version__",
+    "connect",
+]
 
 
 def test_all_is_pinned_and_sorted() -> None:

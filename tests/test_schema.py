@@ -23,19 +23,23 @@ def test_project_id_leads_every_key(table: sa.Table) -> None:
             assert "project_id" in constraint.columns, (table.name, referred)
 
 
+UNNAMED_CONSTRAINTS = """
+    SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+     WHERE n.nspname = 'public' AND conname !~ '^(pk|fk|uq|ck)_'
+       AND contype <> 'n' AND conrelid <> 'alembic_version'::regclass
+"""
+NAIVE_TIMESTAMPS = """
+    SELECT table_name || '.' || column_name FROM information_schema.columns
+     WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'
+"""
+
+
 def test_constraints_are_named_and_timestamps_have_time_zones(database_url: str) -> None:
     engine = sa.create_engine(database_url)
     try:
         with engine.connect() as conn:
-            unnamed = conn.execute(sa.text(
-                "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
-                " WHERE n.nspname = 'public' AND conname !~ '^(pk|fk|uq|ck)_' AND contype <> 'n'"
-                " AND conrelid <> 'alembic_version'::regclass"
-            )).scalars().all()  # fmt: skip
-            naive = conn.execute(sa.text(
-                "SELECT table_name || '.' || column_name FROM information_schema.columns"
-                " WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'"
-            )).scalars().all()  # fmt: skip
+            unnamed = conn.execute(sa.text(UNNAMED_CONSTRAINTS)).scalars().all()
+            naive = conn.execute(sa.text(NAIVE_TIMESTAMPS)).scalars().all()
     finally:
         engine.dispose()
     assert unnamed == []

@@ -18,10 +18,18 @@ def _count(project, table: str = "generations") -> int:
 
 def _records(n: int, session=None) -> list[dict]:
     return [
-        {"id": uuid7(), "prompt": f"question {i}", "output": f"answer {i}", "model": f"m{i % 3}",
-         "prompt_tokens": i, "completion_tokens": 2 * i, "latency_ms": 10.5, "session": session}
+        {
+            "id": uuid7(),
+            "prompt": f"question {i}",
+            "output": f"answer {i}",
+            "model": f"m{i % 3}",
+            "prompt_tokens": i,
+            "completion_tokens": 2 * i,
+            "latency_ms": 10.5,
+            "session": session,
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def test_batches_are_flushed_and_counted(project) -> None:
@@ -33,8 +41,9 @@ def test_batches_are_flushed_and_counted(project) -> None:
     assert w.stats.stored == 250 and w.stats.rejected == [] and w.stats.duplicates == 0
     _, rows = project.lake.query(
         "SELECT min(seq), max(seq), count(DISTINCT model_id), sum(total_tokens)"
-        " FROM generations WHERE session_id = :s", {"s": sid},
-    )  # fmt: skip
+        " FROM generations WHERE session_id = :s",
+        {"s": sid},
+    )
     assert rows == [(0, 249, 3, sum(3 * i for i in range(250)))]
 
 

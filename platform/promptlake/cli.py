@@ -19,8 +19,7 @@ from typing import Any
 import click
 
 from .errors import PromptLakeError
-
-FORMATS = ("sharegpt", "openai", "alpaca", "mtbench", "csv")
+from .ingest.importers import FORMATS
 
 
 def _json_default(value: Any) -> Any:
@@ -51,7 +50,10 @@ def print_table(title: str | None, columns: list[str], rows: list[tuple]) -> Non
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console.width = 160  # piped output: do not squeeze columns into 80 characters
+    console.print(table)
 
 
 def _lake():
@@ -158,8 +160,6 @@ def import_(
     (or item) number and reason; the good ones are stored. Re-importing a file stores
     nothing twice. Exit status is 1 when any record was rejected.
     """
-    from .ingest.importers import import_file
-
     column_map: dict[str, str] = {}
     for item in mapping:
         column, sep, field = item.partition("=")
@@ -167,8 +167,7 @@ def import_(
             raise click.BadParameter(f"{item!r} is not COLUMN=FIELD", param_hint="--map")
         column_map[column] = field
     with _lake() as lake:
-        report = import_file(
-            lake.project(project),
+        report = lake.project(project).import_file(
             path,
             fmt,
             origin=origin,
@@ -179,7 +178,9 @@ def import_(
             batch_size=batch_size,
         )
     for item, reason in report.rejected:
-        click.echo(f"{path}: {item}: {reason}", err=True)
+        # items of the main file say "line N" / "item N"; others name their own file
+        where = f"{path}: {item}" if item.startswith(("line ", "item ")) else item
+        click.echo(f"{where}: {reason}", err=True)
     click.echo(
         f"stored {report.stored}, rejected {len(report.rejected)}"
         + (f", already stored {report.duplicates}" if report.duplicates else "")

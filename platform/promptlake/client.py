@@ -17,6 +17,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -40,6 +41,8 @@ from .scores import Score, insert_scores, prepare_score, score_from_values
 
 if TYPE_CHECKING:
     import pandas
+
+    from .ingest.importers import ImportReport
 
 
 def connect(url: str | None = None, *, migrate: bool = True) -> Lake:
@@ -215,6 +218,14 @@ class Project:
     def writer(self, batch_size: int = 5000, *, strict: bool = False) -> Writer:
         """A buffered bulk writer (binary COPY); use as a context manager."""
         return Writer(self, batch_size=batch_size, strict=strict)
+
+    def import_file(self, path: str | Path, format: str, **options: Any) -> ImportReport:
+        """Stream a file (sharegpt, openai, alpaca, mtbench, csv) into this project.
+
+        See :func:`promptlake.ingest.importers.import_file` for the options."""
+        from .ingest.importers import import_file
+
+        return import_file(self, Path(path), format, **options)
 
     def score(
         self,

@@ -27,18 +27,14 @@ def sample_path(name: str) -> Path:
 
 def run_demo(lake: Lake, project_name: str = "demo") -> Iterator[str]:
     """Import the samples into ``project_name`` and add heuristic scores; yield progress."""
-    from .ingest.importers import import_file
-
     project = lake.project(project_name, description="promptlake demo: bundled sample data")
-    report = import_file(
-        project,
+    report = project.import_file(
         sample_path("mt_bench_questions.jsonl"),
         "mtbench",
         answers=[sample_path("mt_bench_gpt4_reference.jsonl")],
     )
     yield _line("MT-bench questions + GPT-4 reference answers", report)
-    report = import_file(
-        project,
+    report = project.import_file(
         sample_path("sharegpt_identity_conversations.json"),
         "sharegpt",
         origin="synthetic",

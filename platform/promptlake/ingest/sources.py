@@ -73,7 +73,7 @@ def _array_records(f: BinaryIO) -> Iterator[Record]:
 
     index = -1
     try:
-        for index, value in enumerate(ijson.items(f, "item", use_float=True)):  # noqa: B007
+        for index, value in enumerate(ijson.items(f, "item", use_float=True)):
             canonical = json.dumps(value, sort_keys=True).encode()
             yield Record(f"item {index}", f"item {index} sha256={digest(canonical)}", value)
     except ijson.JSONError as exc:
@@ -129,8 +129,8 @@ class CsvRows:
             except csv.Error as exc:
                 cells, problem = [], Problem("csv", str(exc))
             first, last = last + 1, self._reader.line_num
-            if problem is None:
-                problem = next((self._bad.pop(n) for n in range(first, last + 1) if n in self._bad), None)
+            bad = [self._bad.pop(n) for n in range(first, last + 1) if n in self._bad]
+            problem = problem or (bad[0] if bad else None)
             if not cells and problem is None:
                 continue  # a blank line
             raw = "\x1f".join(cells).encode("utf-8", "surrogatepass")

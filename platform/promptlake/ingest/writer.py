@@ -307,8 +307,9 @@ class Writer:
             "run": set(),
         }
         for _, row in rows:
-            if row.parent_id and row.parent_id not in in_batch | self._known_generations:
-                unknown["parent"].add(row.parent_id)
+            parent = row.parent_id
+            if parent and parent not in in_batch and parent not in self._known_generations:
+                unknown["parent"].add(parent)
             if row.session_id and row.session_id not in self._known_sessions:
                 unknown["session"].add(row.session_id)
             if row.prompt_version_id:
