@@ -139,6 +139,23 @@ def project(lake: promptlake.Lake) -> promptlake.Project:
 
 
 @pytest.fixture
+def dbq(database_url: str):
+    """Run SQL as the database owner, past row-level security: the ground truth for tests.
+    Returns ``(column names, rows)`` like ``Lake.query``."""
+    engine = sa.create_engine(database_url)
+
+    def query(sql_text: str, params: dict | None = None) -> tuple[list[str], list[tuple]]:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(sql_text), params or {})
+            if not result.returns_rows:
+                return [], []
+            return list(result.keys()), [tuple(r) for r in result]
+
+    yield query
+    engine.dispose()
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared sample data not found at {SHARED_DATA}")

@@ -49,7 +49,7 @@ def test_issue_example_end_to_end(lake: promptlake.Lake) -> None:
     assert stored.model == "gpt-4o" and stored.params == {"temperature": 0.2}
     assert stored.latency_ms == 950 and stored.content_hash == g1.content_hash
     assert [g.id for g in proj.history(s.id)] == [g1.id, g2.id]
-    _, rows = lake.query(
+    _, rows = proj.query(
         "SELECT end_user_id, tags, ended_at IS NOT NULL FROM sessions WHERE id = :id", {"id": s.id}
     )
     assert rows == [("u-42", ["beta"], True)]
@@ -60,7 +60,7 @@ def test_client_supplied_id_makes_logging_idempotent(project) -> None:
     first = project.log(id=gid, prompt="p", output="o", cost_usd=0.0012)
     again = project.log(id=gid, prompt="p", output="o", cost_usd=0.0012)
     assert first.id == again.id == gid
-    _, rows = project.lake.query("SELECT count(*), max(cost_usd) FROM generations")
+    _, rows = project.query("SELECT count(*), max(cost_usd) FROM generations")
     assert rows == [(1, decimal.Decimal("0.00120000"))]
 
 
@@ -71,13 +71,13 @@ def test_resumed_session_continues_its_positions(project) -> None:
     assert resumed.log(prompt="2", output="b").seq == 1
 
 
-def test_parent_from_another_project_is_rejected(lake) -> None:
+def test_parent_from_another_project_is_rejected(lake, dbq) -> None:
     other = lake.project("other").log(prompt="x", output="y")
     with pytest.raises(ValidationError) as caught:
         lake.project("mine").log(prompt="a", output="b", parent=other)
     assert caught.value.field == "parent"
     assert str(other.id) in str(caught.value)
-    _, rows = lake.query("SELECT count(*) FROM generations")
+    _, rows = dbq("SELECT count(*) FROM generations")
     assert rows == [(1,)]
 
 
@@ -94,7 +94,7 @@ def test_scores_of_each_type_and_bad_scores(project) -> None:
         project.score(g, "x", 1.0, source="oracle")
     with pytest.raises(ValidationError, match="generation"):
         project.score(uuid.uuid4(), "x", 1.0)
-    _, rows = project.lake.query("SELECT count(*) FROM scores")
+    _, rows = project.query("SELECT count(*) FROM scores")
     assert rows == [(3,)]
 
 
@@ -136,7 +136,7 @@ def test_trace_logs_calls_errors_and_coroutines(project) -> None:
     with pytest.raises(RuntimeError):
         answer("boom")
     assert asyncio.run(step(1)) == {"sum": 3}
-    _, rows = project.lake.query(
+    _, rows = project.query(
         "SELECT g.input_text, g.output, g.status, g.error, g.name, m.name, g.latency_ms >= 0"
         " FROM generations g LEFT JOIN models m ON m.id = g.model_id ORDER BY g.created_at"
     )
@@ -179,7 +179,7 @@ def test_attachments_are_stored_with_their_hash(project) -> None:
             {"kind": "audio", "mime_type": "audio/wav", "uri": "s3://b/k.wav"},
         ],
     )
-    _, rows = project.lake.query(
+    _, rows = project.query(
         "SELECT kind, size_bytes, encode(sha256, 'hex'), data IS NOT NULL, uri FROM attachments"
         " WHERE generation_id = :g ORDER BY kind",
         {"g": g.id},

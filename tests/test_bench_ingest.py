@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+
 import promptlake
 from promptlake.bench.ingest import format_report, make_workload, run_ingest_bench
 
@@ -23,9 +25,27 @@ def test_workload_is_reproducible_and_realistic() -> None:
     assert all(2 <= len(t["messages"]) <= 4 for t in turns)
 
 
-def test_bench_stores_every_row_and_cleans_up(lake: promptlake.Lake) -> None:
+def _as_login(database_url: str, query: str) -> list[tuple]:
+    """Ground truth: the database's login, which row-level security does not filter."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(query))]
+    finally:
+        engine.dispose()
+
+
+COUNTS = (
+    "SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM sessions),"
+    " (SELECT count(*) FROM generations), (SELECT count(*) FROM models),"
+    " (SELECT count(*) FROM projects WHERE name LIKE 'bench-ingest-%')"
+)
+
+
+def test_bench_stores_every_row_and_cleans_up(lake: promptlake.Lake, database_url: str) -> None:
+    lake.project("bystander").log(prompt="kept", output="as it was", model="m")
+    before = _as_login(database_url, COUNTS)
     lines: list[str] = []
-    before = set(lake.projects())
 
     result = run_ingest_bench(
         lake, rows=2000, single_rows=50, seed=1, progress=lines.append, batch_size=700
@@ -55,19 +75,15 @@ def test_bench_stores_every_row_and_cleans_up(lake: promptlake.Lake) -> None:
     assert "session.log()" in report and "writer / COPY" in report
     assert any("removed 5 bench projects" in line for line in lines)
 
-    # the bench projects and everything in them are gone
-    assert set(lake.projects()) == before
-    _, rows = lake.query(
-        "SELECT (SELECT count(*) FROM generations), (SELECT count(*) FROM sessions),"
-        " (SELECT count(*) FROM models), (SELECT count(*) FROM projects"
-        "  WHERE name LIKE 'bench-ingest-%')"
-    )
-    assert rows == [(0, 0, 0, 0)]
+    # the bench projects and everything in them are gone; the bystander is untouched
+    assert _as_login(database_url, COUNTS) == before
+    assert before[0][:4] == (1, 0, 1, 1)
+    assert not any(name.startswith("bench-ingest-") for name in lake.projects())
 
 
-def test_bench_without_single_rows(lake: promptlake.Lake) -> None:
+def test_bench_without_single_rows(lake: promptlake.Lake, database_url: str) -> None:
     result = run_ingest_bench(lake, rows=120, single_rows=0, repeats=1)
     assert result["rows_per_s"]["single"] is None
     assert result["stored"] == {"copy": [120], "writer": [120], "single": []}
     assert "session.log()" not in format_report(result)
-    assert not any(name.startswith("bench-ingest-") for name in lake.projects())
+    assert _as_login(database_url, COUNTS)[0] == (0, 0, 0, 0, 0)

@@ -46,18 +46,23 @@ def test_init_reports_where_the_data_is(run) -> None:
     out = run("init")
     assert out.returncode == 0, out.stderr
     assert "database: postgresql+psycopg://" in out.stdout
-    assert "schema revision: 0001" in out.stdout
+    from promptlake.db.migrate import head_revision
+
+    assert f"schema revision: {head_revision()}" in out.stdout
+    assert "principal: " in out.stdout
 
 
 def test_sql_in_three_formats_with_bound_parameters(run, lake) -> None:
     lake.project("p").log(prompt="it's; DROP TABLE x --", output="o", model="m1")
     query = "SELECT input_text, output FROM generations WHERE input_text = :q"
     q = "it's; DROP TABLE x --"
-    table = run("sql", query, "--param", f"q={q}")
+    table = run("sql", query, "--param", f"q={q}", "--project", "p")
     assert table.returncode == 0 and "DROP TABLE" in table.stdout and "(1 row)" in table.stdout
-    csv_out = run("sql", query, "--param", f"q={q}", "--format", "csv")
+    csv_out = run("sql", query, "--param", f"q={q}", "--format", "csv", "--project", "p")
     assert csv_out.stdout.splitlines() == ["input_text,output", f"{q},o"]
-    json_out = run("sql", query, "--param", f"q={q}", "--format", "json")
+    json_out = run("sql", query, "--param", f"q={q}", "--format", "json", "--project", "p")
+    outside = run("sql", query, "--param", f"q={q}", "--format", "csv")  # no project context
+    assert outside.stdout.splitlines() == ["input_text,output"]  # row-level security: nothing
     assert json.loads(json_out.stdout) == {"input_text": q, "output": "o"}
 
 
@@ -124,14 +129,14 @@ def test_synthetic_import_without_generator_is_refused(run, shared_data: Path) -
     assert out.returncode != 0 and "generator" in out.stderr
 
 
-def test_demo_loads_scores_and_reports_and_is_repeatable(run, lake) -> None:
+def test_demo_loads_scores_and_reports_and_is_repeatable(run, dbq) -> None:
     first = run("demo")
     assert first.returncode == 0, first.stderr
     for heading in ("Generations per model", "Origin", "Sessions", "Chain lengths", "Scores"):
         assert heading in first.stdout
-    _, before = lake.query("SELECT count(*), count(DISTINCT origin) FROM generations")
+    _, before = dbq("SELECT count(*), count(DISTINCT origin) FROM generations")
     assert before[0][0] > 100 and before[0][1] == 2
     second = run("demo")
     assert second.returncode == 0 and "stored 0" in second.stdout
-    _, after = lake.query("SELECT count(*) FROM generations")
+    _, after = dbq("SELECT count(*) FROM generations")
     assert after[0][0] == before[0][0]

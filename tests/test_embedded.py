@@ -33,7 +33,7 @@ def test_connect_without_url_starts_migrates_and_reuses(home: Path) -> None:
     state = embedded.status(home / "pgdata")
     assert state.running and state.pid
     # another process reuses the running server and sees the data
-    out = _cli("sql", "SELECT input_text FROM generations", "--format", "csv")
+    out = _cli("sql", "SELECT input_text FROM generations", "--format", "csv", "--project", "p")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["input_text", "kept across processes"]
 
@@ -46,7 +46,7 @@ def test_connect_without_url_starts_migrates_and_reuses(home: Path) -> None:
 
     # started again on next use, data intact
     with promptlake.connect() as lake:
-        _, rows = lake.query("SELECT count(*) FROM generations")
+        _, rows = lake.project("p").query("SELECT count(*) FROM generations")
         assert rows == [(1,)]
 
 

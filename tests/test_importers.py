@@ -14,11 +14,12 @@ from promptlake.ingest.importers import FORMATS, ImportReport, import_file
 
 
 def scalar(lake, query: str, **params: Any) -> Any:
-    return lake.query(query, params)[1][0][0]
+    return rows(lake, query, **params)[0][0]
 
 
 def rows(lake, query: str, **params: Any) -> list[tuple]:
-    return lake.query(query, params)[1]
+    """Rows as the project's admin sees them (row-level security: the test project)."""
+    return lake.query(query, params, project="test-project")[1]
 
 
 def write_lines(path: Path, lines: list[str | bytes | dict]) -> Path:

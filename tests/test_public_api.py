@@ -13,6 +13,7 @@ EXPECTED = [
     "Generation",
     "Lake",
     "NotFoundError",
+    "PermissionDeniedError",
     "Problem",
     "Project",
     "PromptLakeError",

@@ -51,7 +51,7 @@ def test_single_log_rejects_with_field_and_reason(project, change, field, reason
     problem = caught.value.problems[0]
     assert problem.field == field
     assert reason in problem.reason
-    _, rows = project.lake.query("SELECT count(*) FROM generations")
+    _, rows = project.query("SELECT count(*) FROM generations")
     assert rows == [(0,)]
 
 
@@ -87,7 +87,7 @@ def test_writer_keeps_the_good_records_around_a_bad_one(project, change, field, 
     [rejection] = w.rejected
     assert rejection.item == "record 2"
     assert rejection.problems[0].field == field and reason in rejection.problems[0].reason
-    _, rows = project.lake.query("SELECT input_text FROM generations ORDER BY input_text")
+    _, rows = project.query("SELECT input_text FROM generations ORDER BY input_text")
     assert rows == [("after",), ("before",)]
 
 

@@ -10,7 +10,7 @@ from promptlake.ids import uuid7
 
 
 def _count(project, table: str = "generations") -> int:
-    _, rows = project.lake.query(
+    _, rows = project.query(
         f"SELECT count(*) FROM {table} WHERE project_id = :p", {"p": project.id}
     )
     return rows[0][0]
@@ -39,7 +39,7 @@ def test_batches_are_flushed_and_counted(project) -> None:
             w.log(**record)
         assert _count(project) == 200  # two full batches already flushed
     assert w.stats.stored == 250 and w.stats.rejected == [] and w.stats.duplicates == 0
-    _, rows = project.lake.query(
+    _, rows = project.query(
         "SELECT min(seq), max(seq), count(DISTINCT model_id), sum(total_tokens)"
         " FROM generations WHERE session_id = :s",
         {"s": sid},
@@ -67,7 +67,7 @@ def test_parents_across_batches_and_in_the_same_batch(project) -> None:
         for i in range(10):
             previous = w.log(prompt=f"turn {i}", output="ok", parent=previous)
     assert w.stats.stored == 10
-    _, rows = project.lake.query(
+    _, rows = project.query(
         "WITH RECURSIVE c AS (SELECT id, 1 AS depth FROM generations WHERE parent_id IS NULL"
         " UNION ALL SELECT g.id, c.depth + 1 FROM generations g JOIN c ON g.parent_id = c.id)"
         " SELECT max(depth) FROM c"

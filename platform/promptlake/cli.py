@@ -93,6 +93,7 @@ def init() -> None:
         if lake.settings.embedded:
             click.echo(f"embedded server data: {lake.settings.pgdata}")
         click.echo(f"schema revision: {migrate.current_revision(lake.engine)}")
+        click.echo(f"principal: {lake.principal} (set PROMPTLAKE_PRINCIPAL to act for another)")
 
 
 @main.command()
@@ -199,14 +200,22 @@ def import_(
     show_default=True,
 )
 @click.option(
+    "--project",
+    help="Run in this project's context: row-level security shows only its rows.",
+)
+@click.option(
     "--param",
     "params",
     multiple=True,
     metavar="NAME=VALUE",
     help="Bind :NAME in the query to VALUE (text), e.g. --param model=gpt-4.",
 )
-def sql(query: str, fmt: str, params: tuple[str, ...]) -> None:
-    """Run a SQL query and print the result as a table, CSV or JSON lines."""
+def sql(query: str, fmt: str, project: str | None, params: tuple[str, ...]) -> None:
+    """Run a SQL query and print the result as a table, CSV or JSON lines.
+
+    Project-scoped tables (generations, sessions, scores, ...) show rows only inside a
+    project: pass --project. Parameters are bound, never pasted into the SQL.
+    """
     bound: dict[str, str] = {}
     for item in params:
         name, sep, value = item.partition("=")
@@ -214,7 +223,7 @@ def sql(query: str, fmt: str, params: tuple[str, ...]) -> None:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
         bound[name] = value
     with _lake() as lake:
-        columns, rows = lake.query(query, bound)
+        columns, rows = lake.query(query, bound, project=project)
     if fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)

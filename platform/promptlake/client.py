@@ -42,27 +42,48 @@ from .scores import Score, insert_scores, prepare_score, score_from_values
 if TYPE_CHECKING:
     import pandas
 
+    from .access import AuditEntry, Member
     from .ingest.importers import ImportReport
 
 
-def connect(url: str | None = None, *, migrate: bool = True) -> Lake:
+def _text(query: str) -> Any:
+    import sqlalchemy as sa
+
+    return sa.text(query)
+
+
+def connect(url: str | None = None, *, principal: str | None = None, migrate: bool = True) -> Lake:
     """Open the store: ``url``, else ``PROMPTLAKE_DATABASE_URL``, else the embedded server.
 
-    With ``migrate`` (the default) the schema is brought to the latest version first.
+    ``principal`` names who the application acts for (default ``PROMPTLAKE_PRINCIPAL`` or
+    the OS user); row-level security shows it only the projects it is a member of. With
+    ``migrate`` (the default) the schema is brought to the latest version first.
     """
-    return Lake(url, migrate=migrate)
+    return Lake(url, principal=principal, migrate=migrate)
 
 
 class Lake:
-    """A connection to a promptlake store. Use as a context manager or call :meth:`close`."""
+    """A connection to a promptlake store. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
+    The login in the URL runs migrations; all other work runs as the application role
+    ``promptlake_app`` (when the login may take it), which owns nothing, so the database's
+    row-level security decides what every query sees.
+    """
+
+    def __init__(
+        self, url: str | None = None, *, principal: str | None = None, migrate: bool = True
+    ) -> None:
         self.settings: Settings = load_settings()
+        self.principal = principal or self.settings.principal
         with translate("connecting to the database"):
             self.url = resolve_url(self.settings, url)
-            self.engine = make_engine(self.url)
             if migrate:
-                migrations.upgrade(self.engine)
+                owner = make_engine(self.url)
+                try:
+                    migrations.upgrade(owner)
+                finally:
+                    owner.dispose()
+            self.engine = make_engine(self.url, app_role=True)
         self._projects: dict[str, Project] = {}
         self._models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
         self._pending_models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
@@ -82,7 +103,10 @@ class Lake:
     # -- projects ---------------------------------------------------------------------
 
     def project(self, name: str, *, create: bool = True, description: str | None = None) -> Project:
-        """The project called ``name``; created on first use unless ``create=False``."""
+        """The project called ``name``; created on first use unless ``create=False``.
+
+        Its creator becomes its admin. A project that exists but of which the principal
+        is not a member is reported as not found."""
         if name in self._projects:
             return self._projects[name]
         c = _Collector(self.settings.max_text_bytes)
@@ -93,62 +117,88 @@ class Lake:
             raise ValidationError(c.problems)
         with self._transaction(None) as conn:
             if create:
-                conn.execute(
-                    "INSERT INTO projects (id, name, description) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (name) DO NOTHING",
-                    (uuid7(), name, description),
-                )
-            row = conn.execute("SELECT id FROM projects WHERE name = %s", (name,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no project named {name!r}; `promptlake stats` lists projects")
+                row = conn.execute(
+                    "SELECT promptlake_create_project(%s, %s, %s)", (name, description, uuid7())
+                ).fetchone()
+            else:
+                row = conn.execute("SELECT id FROM projects WHERE name = %s", (name,)).fetchone()
+        if row is None or row[0] is None:
+            raise NotFoundError(
+                f"no project named {name!r} that {self.principal!r} is a member of"
+                " (`promptlake stats` lists yours)"
+            )
         project = Project(self, row[0], name)
         self._projects[name] = project
         return project
 
     def projects(self) -> list[str]:
-        """Names of every project, sorted."""
+        """Names of the projects the principal is a member of, sorted."""
         with self._transaction(None) as conn:
             return [r[0] for r in conn.execute("SELECT name FROM projects ORDER BY name")]
 
     # -- SQL --------------------------------------------------------------------------
 
-    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pandas.DataFrame:
-        """Run a query and return a pandas DataFrame; ``:name`` placeholders bind ``params``."""
-        import pandas as pd
-        import sqlalchemy as sa
+    def sql(
+        self,
+        query: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        project: Project | str | None = None,
+    ) -> pandas.DataFrame:
+        """Run a query and return a pandas DataFrame; ``:name`` placeholders bind ``params``.
 
-        with translate("running SQL"), self.engine.connect() as conn:
-            return pd.read_sql(sa.text(query), conn, params=dict(params or {}))
+        Rows of project-scoped tables are visible only within a ``project``."""
+        import pandas as pd
+
+        with self._sa_transaction(project) as conn:
+            return pd.read_sql(_text(query), conn, params=dict(params or {}))
 
     def query(
-        self, query: str, params: Mapping[str, Any] | None = None
+        self,
+        query: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        project: Project | str | None = None,
     ) -> tuple[list[str], list[tuple]]:
         """Run a query; return (column names, rows) without pandas."""
-        import sqlalchemy as sa
-
-        with translate("running SQL"), self.engine.connect() as conn:
-            result = conn.execute(sa.text(query), dict(params or {}))
+        with self._sa_transaction(project) as conn:
+            result = conn.execute(_text(query), dict(params or {}))
             if not result.returns_rows:
-                conn.commit()
                 return [], []
             return list(result.keys()), [tuple(r) for r in result]
 
     # -- internals --------------------------------------------------------------------
 
     @contextmanager
+    def _sa_transaction(self, project: Project | str | None) -> Iterator[Any]:
+        """A SQLAlchemy transaction with the principal and project context set."""
+        if isinstance(project, str):
+            project = self.project(project, create=False)
+        with translate("running SQL"), self.engine.begin() as conn:
+            conn.execute(
+                _text(
+                    "SELECT set_config('promptlake.principal', :who, true),"
+                    " set_config('promptlake.project_id', :project, true)"
+                ),
+                {"who": self.principal, "project": str(project.id) if project else ""},
+            )
+            yield conn
+
+    @contextmanager
     def _transaction(self, project: Project | None) -> Iterator[psycopg.Connection]:
-        """One transaction on a pooled psycopg connection, with the project context set."""
+        """One transaction on a pooled psycopg connection, with the principal and the
+        project context set for row-level security (``set_config(..., true)``)."""
         with translate("writing to the database"):
             raw = self.engine.raw_connection()
             try:
                 conn: psycopg.Connection = raw.driver_connection  # type: ignore[assignment]
                 self._pending_models.clear()
                 with conn.transaction():
-                    if project is not None:
-                        conn.execute(
-                            "SELECT set_config('promptlake.project_id', %s, true)",
-                            (str(project.id),),
-                        )
+                    conn.execute(
+                        "SELECT set_config('promptlake.principal', %s, true),"
+                        " set_config('promptlake.project_id', %s, true)",
+                        (self.principal, str(project.id) if project else ""),
+                    )
                     yield conn
                 # ids learnt inside a transaction are cached only once it has committed
                 self._models.update(self._pending_models)
@@ -265,6 +315,31 @@ class Project:
             ) from None
         return score_from_values(self.id, values)
 
+    # -- access -----------------------------------------------------------------------
+
+    def grant(self, principal: str, role: str) -> Member:
+        """Make ``principal`` an admin, writer, analyst or viewer of this project."""
+        from .access import grant
+
+        return grant(self, principal, role)
+
+    def revoke(self, principal: str) -> bool:
+        """Remove ``principal`` from this project."""
+        from .access import revoke
+
+        return revoke(self, principal)
+
+    def members(self) -> list[Member]:
+        from .access import members
+
+        return members(self)
+
+    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+        """Latest audit entries: reveals, exports, erasures, grants, policy changes."""
+        from .access import audit_log
+
+        return audit_log(self, limit)
+
     def generation(self, generation_id: uuid.UUID | str) -> Generation:
         """Read one stored generation back."""
         gid = (
@@ -303,8 +378,14 @@ class Project:
         return decorate(fn) if fn is not None else decorate
 
     def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pandas.DataFrame:
-        """A query with ``:project_id`` bound to this project (and any ``params``)."""
-        return self.lake.sql(query, {"project_id": self.id, **(params or {})})
+        """A query in this project's context (``:project_id`` is bound too): a DataFrame."""
+        return self.lake.sql(query, {"project_id": self.id, **(params or {})}, project=self)
+
+    def query(
+        self, query: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """A query in this project's context: (column names, rows)."""
+        return self.lake.query(query, {"project_id": self.id, **(params or {})}, project=self)
 
     # -- internals --------------------------------------------------------------------
 
@@ -386,14 +467,10 @@ class Session:
         with project.lake._transaction(project) as conn:
             conn.execute(
                 "INSERT INTO sessions (project_id, id, end_user_id, name, tags, metadata)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (project_id, id) DO NOTHING",
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (project.id, session_id, values[0], values[1], values[2], Jsonb(values[3])),
             )
-            row = conn.execute(
-                "SELECT coalesce(max(seq) + 1, 0) FROM generations"
-                " WHERE project_id = %s AND session_id = %s",
-                (project.id, session_id),
-            ).fetchone()
+            row = conn.execute("SELECT promptlake_next_seq(%s)", (session_id,)).fetchone()
         return cls(project, session_id, row[0] if row else 0)
 
     def _next_seq(self) -> int:

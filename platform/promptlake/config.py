@@ -7,6 +7,8 @@ next ``connect()`` sees it.
 - ``PROMPTLAKE_HOME`` (``~/.promptlake``): where the embedded server keeps its data.
 - ``PROMPTLAKE_MAX_TEXT_BYTES`` (1000000): largest prompt, output or JSON field (UTF-8 bytes).
 - ``PROMPTLAKE_MAX_ATTACHMENT_BYTES`` (52428800): largest attachment stored inline.
+- ``PROMPTLAKE_PRINCIPAL`` (the OS user name): who the application acts for; row-level
+  security shows each principal only the projects it is a member of.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Settings:
     home: Path
     max_text_bytes: int
     max_attachment_bytes: int
+    principal: str
 
     @property
     def embedded(self) -> bool:
@@ -58,7 +61,17 @@ def load_settings() -> Settings:
         home=home,
         max_text_bytes=_positive_int("PROMPTLAKE_MAX_TEXT_BYTES", 1_000_000),
         max_attachment_bytes=_positive_int("PROMPTLAKE_MAX_ATTACHMENT_BYTES", 50 * 1024 * 1024),
+        principal=os.environ.get("PROMPTLAKE_PRINCIPAL") or _os_user(),
     )
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "local"
 
 
 def normalize_url(url: str) -> str:

@@ -56,10 +56,7 @@ def _line(what: str, report) -> str:
 def add_heuristic_scores(lake: Lake, project_name: str) -> int:
     """Score every output of the project by length and by whether it refuses."""
     project = lake.project(project_name)
-    _, rows = lake.query(
-        "SELECT id, output FROM generations WHERE project_id = :p AND output IS NOT NULL",
-        {"p": project.id},
-    )
+    _, rows = project.query("SELECT id, output FROM generations WHERE output IS NOT NULL")
     with project.writer() as writer:
         for gid, output in rows:
             words = len(output.split())

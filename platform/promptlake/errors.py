@@ -22,6 +22,10 @@ class DatabaseError(PromptLakeError):
     """The database refused an operation or could not be reached."""
 
 
+class PermissionDeniedError(DatabaseError):
+    """The database's access rules (grants, row-level security) refused the operation."""
+
+
 class NotFoundError(PromptLakeError):
     """A named object (project, prompt, label, generation) does not exist."""
 
@@ -58,6 +62,7 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "NotFoundError",
+    "PermissionDeniedError",
     "Problem",
     "PromptLakeError",
     "ValidationError",

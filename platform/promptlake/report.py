@@ -97,11 +97,30 @@ QUERIES: list[tuple[str, str]] = [
 
 
 def stats(lake: Lake, project: str | None = None) -> list[Section]:
-    """The report for one project, or for every project."""
-    if project is not None:
-        lake.project(project, create=False)  # a clear NotFoundError for a wrong name
+    """The report for one project, or for every project the principal is a member of.
+
+    Row-level security shows one project per transaction, so each project is read in its
+    own context and the sections are put together here."""
+    names = [project] if project is not None else lake.projects()
+    handles = [lake.project(name, create=False) for name in names]  # NotFoundError if wrong
     sections = []
     for title, query in QUERIES:
-        columns, rows = lake.query(query, {"project": project})
-        sections.append(Section(title, columns, rows))
+        columns: list[str] = []
+        rows: list[tuple] = []
+        for handle in handles:
+            columns, found = lake.query(query, {"project": handle.name}, project=handle)
+            rows.extend(found)
+        sections.append(Section(title, columns or _columns(query), rows))
     return sections
+
+
+def _columns(query: str) -> list[str]:
+    """Column names of a report query when there is no project to run it in."""
+    import re
+
+    select = (
+        query.split("FROM", 1)[0]
+        if "WITH RECURSIVE" not in query
+        else query.rsplit("SELECT", 1)[1].split("FROM", 1)[0]
+    )
+    return [name for name in re.findall(r"AS (\w+)", select)] or ["project"]

@@ -93,7 +93,7 @@ def insert_scores(conn: psycopg.Connection, project_id: uuid.UUID, scores: list[
             "INSERT INTO scores (project_id, id, generation_id, name, data_type, value_numeric,"
             " value_text, value_bool, source, author, comment, metadata, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (project_id, id) DO NOTHING RETURNING id",
+            " ON CONFLICT DO NOTHING",
             [
                 (
                     project_id,
@@ -112,14 +112,8 @@ def insert_scores(conn: psycopg.Connection, project_id: uuid.UUID, scores: list[
                 )
                 for s in scores
             ],
-            returning=True,
         )
-        stored = 0
-        while True:
-            stored += len(cur.fetchall())
-            if not cur.nextset():
-                break
-    return stored
+        return cur.rowcount
 
 
 def score_from_values(project_id: uuid.UUID, values: Mapping[str, Any]) -> Score:

@@ -15,7 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..config import Settings, normalize_url
-from ..errors import ConfigurationError, DatabaseError, Problem, PromptLakeError, ValidationError
+from ..errors import (
+    ConfigurationError,
+    DatabaseError,
+    PermissionDeniedError,
+    Problem,
+    PromptLakeError,
+    ValidationError,
+)
 from . import embedded
 
 
@@ -28,15 +35,34 @@ def resolve_url(settings: Settings, url: str | None = None) -> str:
     return embedded.start(settings.pgdata)
 
 
-def make_engine(url: str) -> Engine:
-    return sa.create_engine(
+APP_ROLE = "promptlake_app"
+
+
+def make_engine(url: str, *, app_role: bool = False) -> Engine:
+    """An engine for ``url``. With ``app_role``, every connection switches to the
+    application role (``promptlake_app``, which owns nothing, so row-level security
+    applies) when its login may; a login that may not acts as itself."""
+    engine = sa.create_engine(
         url,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=5,
-        # jsonb is decoded by psycopg; keep SQLAlchemy from double-handling it
         json_serializer=_json_dumps,
     )
+    if app_role:
+        sa.event.listen(engine, "connect", _switch_to_app_role)
+    return engine
+
+
+def _switch_to_app_role(dbapi_connection: psycopg.Connection, _record: object) -> None:
+    row = dbapi_connection.execute(
+        "SELECT CASE WHEN session_user <> %s AND EXISTS (SELECT FROM pg_roles WHERE rolname = %s)"
+        " THEN pg_has_role(session_user, %s, 'MEMBER') ELSE false END",
+        (APP_ROLE, APP_ROLE, APP_ROLE),
+    ).fetchone()
+    if row and row[0]:
+        dbapi_connection.execute(f"SET ROLE {APP_ROLE}")
+    dbapi_connection.commit()
 
 
 def _json_dumps(value: object) -> str:
@@ -97,6 +123,13 @@ def translate(action: str) -> Iterator[None]:
         yield
     except PromptLakeError:
         raise
+    except (psycopg.errors.InsufficientPrivilege, sa.exc.ProgrammingError) as exc:
+        orig = getattr(exc, "orig", exc)
+        if not isinstance(orig, psycopg.errors.InsufficientPrivilege):
+            raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
+        raise PermissionDeniedError(
+            f"{action}: refused by the database's access rules ({_first_line(orig)})"
+        ) from exc
     except (psycopg.errors.IntegrityError, sa.exc.IntegrityError) as exc:
         orig = getattr(exc, "orig", exc)
         raise ValidationError([problem_from_db_error(orig)]) from exc

@@ -325,3 +325,122 @@ class Attachment(Base):
     uri: Mapped[str | None]
     role: Mapped[str | None] = mapped_column(comment="input or output side of the call.")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+# -- privacy and access (migration 0002) ------------------------------------------------
+
+MEMBER_ROLES = ("admin", "writer", "analyst", "viewer")
+AUDIT_ACTIONS = (
+    "reveal", "export", "erase", "grant", "revoke", "policy", "anonymize", "create_project",
+)  # fmt: skip
+PII_FIELDS = ("input_text", "input_messages", "output")
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        CheckConstraint(_in("role", MEMBER_ROLES), name="role"),
+        Index(None, "principal"),
+        {"comment": "Who may do what in a project: the data row-level security reads."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    principal: Mapped[str] = mapped_column(
+        primary_key=True, comment="A database login role, or a principal the application names."
+    )
+    role: Mapped[str] = mapped_column(comment="admin, writer, analyst or viewer.")
+    granted_by: Mapped[str | None]
+    granted_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        CheckConstraint(_in("action", AUDIT_ACTIONS), name="action"),
+        Index(None, "project_id", "at"),
+        {"comment": "Append-only record of reveals, exports, erasures, grants, policy changes."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    principal: Mapped[str] = mapped_column(comment="Who did it.")
+    action: Mapped[str]
+    target: Mapped[str | None] = mapped_column(comment="What it was done to.")
+    details: Mapped[dict[str, Any]] = mapped_column(server_default=EMPTY_JSON)
+
+
+class PiiPolicy(Base):
+    __tablename__ = "pii_policies"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint(_in("apply_at", ("ingest", "export")), name="apply_at"),
+        {"comment": "Versioned anonymization policy of a project; the highest version is live."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operators: Mapped[dict[str, Any]] = mapped_column(
+        comment="Entity type -> operator (redact, mask, pseudonymize, drop)."
+    )
+    apply_at: Mapped[str] = mapped_column(comment="ingest (before storing) or export only.")
+    vault: Mapped[bool] = mapped_column(comment="Keep the original text, encrypted.")
+    detectors: Mapped[list[str]] = mapped_column(ARRAY(TEXT), server_default=text("'{pattern}'"))
+    created_by: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class PiiFinding(Base):
+    __tablename__ = "pii_findings"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        CheckConstraint("start_offset >= 0 AND end_offset > start_offset", name="span"),
+        Index(None, "project_id", "generation_id"),
+        Index(None, "project_id", "entity_type"),
+        {"comment": "Where PII was found and what was done to it; never the value itself."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID]
+    field: Mapped[str] = mapped_column(comment="input_text, output, or input_messages[i].")
+    entity_type: Mapped[str]
+    start_offset: Mapped[int] = mapped_column(Integer, comment="Span in the original text.")
+    end_offset: Mapped[int] = mapped_column(Integer)
+    operator: Mapped[str]
+    policy_version: Mapped[int] = mapped_column(Integer)
+    detector: Mapped[str]
+    score: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class VaultEntry(Base):
+    __tablename__ = "vault"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        {"comment": "Original text before anonymization, AES-GCM encrypted; admins only."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(comment="Fingerprint of the key that encrypted it.")
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="JSON of the original fields, encrypted."
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class ErasureTombstone(Base):
+    __tablename__ = "erasure_tombstones"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        {"comment": "Keyed hashes of erased end users, so replayed imports stay erased."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    subject_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    erased_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

@@ -68,7 +68,7 @@ COLUMN_TYPES = [kind for _, kind in GENERATION_COLUMNS]
 _COLUMNS_SQL = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
 COPY_SQL = sql.SQL("COPY generations ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS_SQL)
 INSERT_SQL = sql.SQL(
-    "INSERT INTO generations ({}) VALUES ({}) ON CONFLICT (project_id, id) DO NOTHING"
+    "INSERT INTO generations ({}) VALUES ({}) ON CONFLICT DO NOTHING"
 ).format(_COLUMNS_SQL, sql.SQL(", ").join(sql.Placeholder() * len(COLUMN_NAMES)))
 
 
@@ -239,17 +239,17 @@ class Writer:
         self._present: set[uuid.UUID] = set()
         with self.project.lake._transaction(self.project) as conn:
             self._write_sessions(conn, sessions)
-            stored_ids = self._write_generations(conn, rows)
-            self._write_attachments(conn, rows, stored_ids)
+            stored = self._write_generations(conn, rows)
+            self._write_attachments(conn, rows)
             scored = self._write_scores(conn, scores)
         self._rows, self._sessions, self._scores = [], {}, []
         self._known_sessions.update(sessions)
         self._known_generations.update(self._present)
         if len(self._known_generations) > 2_000_000:
             self._known_generations.clear()  # bounded memory; unknown ids are looked up
-        self.stats.stored += len(stored_ids)
+        self.stats.stored += stored
         self.stats.scores_stored += scored
-        return len(stored_ids)
+        return stored
 
     def close(self) -> None:
         self.flush()
@@ -280,7 +280,7 @@ class Writer:
             cur.executemany(
                 "INSERT INTO sessions (project_id, id, end_user_id, name, tags, metadata,"
                 " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (project_id, id) DO NOTHING",
+                " ON CONFLICT DO NOTHING",
                 [
                     (
                         pid,
@@ -356,54 +356,44 @@ class Writer:
 
     def _write_generations(
         self, conn: psycopg.Connection, rows: list[tuple[str, GenerationRow]]
-    ) -> set[uuid.UUID]:
+    ) -> int:
         if not rows:
-            return set()
+            return 0
         rows = self._check_references(conn, rows)
         model_ids = self.project.lake._model_ids(conn, self.project, {r.model for _, r in rows})
         tuples = [generation_tuple(self.project.id, r, model_ids.get(r.model)) for _, r in rows]
-        return self._copy_isolating(conn, rows, tuples)
+        return self._insert_isolating(conn, rows, tuples)
 
-    def _copy_isolating(self, conn, rows, tuples) -> set[uuid.UUID]:
-        """COPY the rows; on refusal, split the batch until the refused rows are found."""
+    def _insert_isolating(self, conn, rows, tuples) -> int:
+        """Insert the rows; on refusal, split the batch until the refused rows are found."""
         try:
             with conn.transaction():
-                stored = _copy_or_upsert(conn, tuples)
-            self.stats.duplicates += len(tuples) - len(stored)
+                stored = stage_and_insert(conn, tuples)
+            self.stats.duplicates += len(tuples) - stored
             self._present.update(values[1] for values in tuples)
             return stored
         except psycopg.errors.IntegrityError as exc:
             if len(rows) == 1:
                 label, row = rows[0]
                 self._reject(label, row.id, [problem_from_db_error(exc)])
-                return set()
+                return 0
         except psycopg.errors.DataError as exc:
             if len(rows) == 1:
                 label, row = rows[0]
                 self._reject(label, row.id, [Problem("row", f"refused by the database: {exc}")])
-                return set()
+                return 0
         middle = len(rows) // 2
-        first = self._copy_isolating(conn, rows[:middle], tuples[:middle])
-        return first | self._copy_isolating(conn, rows[middle:], tuples[middle:])
+        first = self._insert_isolating(conn, rows[:middle], tuples[:middle])
+        return first + self._insert_isolating(conn, rows[middle:], tuples[middle:])
 
-    def _write_attachments(self, conn, rows, stored_ids: set[uuid.UUID]) -> None:
+    def _write_attachments(self, conn, rows) -> None:
         values = [
-            (
-                self.project.id,
-                a["id"],
-                row.id,
-                a["kind"],
-                a["mime_type"],
-                a["sha256"],
-                a["size_bytes"],
-                a["data"],
-                a["uri"],
-                a["role"],
-            )
+            (self.project.id, a["id"], row.id, a["kind"], a["mime_type"], a["sha256"],
+             a["size_bytes"], a["data"], a["uri"], a["role"])
             for _, row in rows
-            if row.id in stored_ids
+            if row.id in self._present
             for a in row.attachments
-        ]
+        ]  # fmt: skip
         if values:
             insert_attachments(conn, values)
 
@@ -440,57 +430,55 @@ _NOUN = {
     "prompt_version": "prompt version",
     "run": "run",
 }
-_TABLE = {
-    "parent": "generations",
-    "session": "sessions",
-    "prompt_version": "prompt_versions",
-    "run": "runs",
-}
+_TABLE = {"parent": "generations", "session": "sessions", "prompt_version": "prompt_versions",
+          "run": "runs"}  # fmt: skip
 
 
 def _existing(conn, key: str, project_id: uuid.UUID, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``ids`` exist in the project. Sessions and generations are checked through a
+    function that answers writers too, who may not read those tables."""
     if not ids:
         return set()
-    query = sql.SQL("SELECT id FROM {} WHERE project_id = %s AND id = ANY(%s)").format(
-        sql.Identifier(_TABLE[key])
-    )
-    return {r[0] for r in conn.execute(query, (project_id, list(ids))).fetchall()}
+    table = _TABLE[key]
+    if table in ("generations", "sessions"):
+        rows = conn.execute("SELECT promptlake_existing_ids(%s, %s)", (table, list(ids)))
+    else:
+        query = sql.SQL("SELECT id FROM {} WHERE project_id = %s AND id = ANY(%s)")
+        rows = conn.execute(query.format(sql.Identifier(table)), (project_id, list(ids)))
+    return {r[0] for r in rows.fetchall()}
 
 
-def _copy_or_upsert(conn: psycopg.Connection, tuples: list[tuple]) -> set[uuid.UUID]:
-    """Binary COPY; if some rows already exist, stage and insert the rest instead."""
-    try:
-        with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-            copy.set_types(COLUMN_TYPES)
-            for values in tuples:
-                copy.write_row(values)
-        return {values[1] for values in tuples}
-    except psycopg.errors.UniqueViolation:
-        pass
-    return _staged_upsert(conn, tuples)
+_STAGE_COLUMNS = sql.SQL(", ").join(
+    sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+    for name, kind in GENERATION_COLUMNS
+)
+_CREATE_STAGE = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS promptlake_stage ({}) ON COMMIT DELETE ROWS"
+).format(_STAGE_COLUMNS)
+_COPY_STAGE = sql.SQL("COPY promptlake_stage ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS_SQL)
+_INSERT_FROM_STAGE = sql.SQL(
+    "INSERT INTO generations ({cols}) SELECT {cols} FROM promptlake_stage"
+    " ON CONFLICT DO NOTHING"
+).format(cols=_COLUMNS_SQL)
 
 
-def _staged_upsert(conn: psycopg.Connection, tuples: list[tuple]) -> set[uuid.UUID]:
+def stage_and_insert(conn: psycopg.Connection, tuples: list[tuple]) -> int:
+    """Binary COPY into a temporary table, then one INSERT ... SELECT into ``generations``.
+
+    PostgreSQL refuses ``COPY FROM`` into a table with row-level security, so the rows
+    travel by COPY (the fast wire format) into a session-local table and reach
+    ``generations`` through an INSERT, where the policies check them. ``ON CONFLICT DO
+    NOTHING`` makes a retried batch store nothing twice. Returns how many rows were new.
+    """
     with conn.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS promptlake_stage"
-            " (LIKE generations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
+        cur.execute(_CREATE_STAGE)
         cur.execute("TRUNCATE promptlake_stage")
-        copy_sql = sql.SQL("COPY promptlake_stage ({}) FROM STDIN (FORMAT BINARY)").format(
-            _COLUMNS_SQL
-        )
-        with cur.copy(copy_sql) as copy:
+        with cur.copy(_COPY_STAGE) as copy:
             copy.set_types(COLUMN_TYPES)
             for values in tuples:
                 copy.write_row(values)
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO generations ({cols}) SELECT {cols} FROM promptlake_stage"
-                " ON CONFLICT (project_id, id) DO NOTHING RETURNING id"
-            ).format(cols=_COLUMNS_SQL)
-        )
-        return {r[0] for r in cur.fetchall()}
+        cur.execute(_INSERT_FROM_STAGE)
+        return cur.rowcount
 
 
 def insert_attachments(conn: psycopg.Connection, values: list[tuple]) -> None:
@@ -498,7 +486,7 @@ def insert_attachments(conn: psycopg.Connection, values: list[tuple]) -> None:
         cur.executemany(
             "INSERT INTO attachments (project_id, id, generation_id, kind, mime_type, sha256,"
             " size_bytes, data, uri, role) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (project_id, id) DO NOTHING",
+            " ON CONFLICT DO NOTHING",
             values,
         )
 

@@ -1,0 +1,1 @@
+"""Benchmarks that measure promptlake's own write paths against their practical ceilings."""
