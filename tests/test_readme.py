@@ -20,6 +20,9 @@ def test_python_examples_run(lake) -> None:
     assert namespace["text"] == "Summarize: ..."
     assert namespace["answer"]("hi") == "HI"
     assert namespace["w"].stats.stored == 10_000
+    assert namespace["g"].input_text == "Mail me at <EMAIL>"
+    assert namespace["proj"].reveal(namespace["g"])["input_text"] == "Mail me at jane@example.com"
+    assert namespace["proj"].history(namespace["s"].id) == []  # u-42 was erased
     counts = dict(namespace["df"].itertuples(index=False))
     assert counts == {"real": 10_002, "synthetic": 1}
 

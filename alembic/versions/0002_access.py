@@ -308,6 +308,15 @@ DROP_ACCESS_SQL = [
 
 
 def upgrade() -> None:
+    op.add_column(
+        "generations",
+        sa.Column(
+            "pii_policy_version",
+            sa.Integer(),
+            nullable=True,
+            comment="Version of the PII policy applied to the text (NULL: none yet).",
+        ),
+    )
     op.create_table(
         "audit_log",
         sa.Column("project_id", sa.UUID(), nullable=False),
@@ -513,6 +522,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in DROP_ACCESS_SQL:
         op.execute(statement)
+    op.drop_column("generations", "pii_policy_version")
     op.drop_table("vault")
     op.drop_index(op.f("ix_pii_findings_project_id_generation_id"), table_name="pii_findings")
     op.drop_index(op.f("ix_pii_findings_project_id_entity_type"), table_name="pii_findings")

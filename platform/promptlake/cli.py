@@ -258,6 +258,103 @@ def _print_stats(lake: Any, project: str | None, *, as_json: bool) -> None:
         print_table(section.title, section.columns, section.rows)
 
 
+@main.command()
+@click.option("--project", required=True, help="Project whose stored rows to anonymize.")
+@click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    metavar="TYPE=OP",
+    help="Set a new policy first: entity type to redact|mask|pseudonymize|drop|keep,"
+    " e.g. --operator EMAIL=redact (repeatable; '*' names every other type).",
+)
+@click.option(
+    "--vault/--no-vault",
+    default=False,
+    help="With --operator: keep the originals encrypted in the vault.",
+)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1))
+def anonymize(project: str, operators: tuple[str, ...], vault: bool, batch_size: int) -> None:
+    """Apply the project's PII policy to rows already stored.
+
+    Rows are processed in batches that each commit and are marked with the policy version,
+    so an interrupted run picks up where it stopped and a second run changes nothing.
+    Admins only; the run is written to the audit log.
+    """
+    ops: dict[str, str] = {}
+    for item in operators:
+        entity, sep, op = item.partition("=")
+        if not sep or not entity or not op:
+            raise click.BadParameter(f"{item!r} is not TYPE=OP", param_hint="--operator")
+        ops[entity.strip().upper() if entity != "*" else "*"] = op.strip()
+    with _lake() as lake:
+        proj = lake.project(project, create=False)
+        if ops:
+            policy = proj.set_pii_policy(ops, vault=vault)
+            click.echo(f"policy version {policy.version}: {policy.operators}")
+        with _progress("anonymizing") as advance:
+            report = proj.anonymize(batch_size=batch_size, progress=advance)
+    click.echo(
+        f"policy version {report.policy_version}: {report.rows} rows checked,"
+        f" {report.changed} changed, {report.findings} findings"
+    )
+
+
+@main.command()
+@click.option("--project", required=True)
+@click.option("--end-user", required=True, help="The end_user_id whose data to erase.")
+def erase(project: str, end_user: str) -> None:
+    """Erase one end user's sessions, generations, scores, findings and vault entries.
+
+    A keyed hash of the id is kept as a tombstone, so replayed imports or later logging
+    for that end user are refused. Admins only; written to the audit log.
+    """
+    with _lake() as lake:
+        report = lake.project(project, create=False).erase(end_user)
+    click.echo(str(report))
+
+
+@main.command()
+@click.option("--project", required=True)
+@click.option("--principal", required=True, help="A login role or an application principal.")
+@click.option("--role", type=click.Choice(["admin", "writer", "analyst", "viewer"]), required=True)
+def grant(project: str, principal: str, role: str) -> None:
+    """Give a principal a role in a project (admins only; audited).
+
+    admin: everything; writer: ingest only; analyst: read rows, no vault; viewer:
+    aggregates only (the project_usage view).
+    """
+    with _lake() as lake:
+        member = lake.project(project, create=False).grant(principal, role)
+    click.echo(f"{member.principal} is {member.role} in {project}")
+
+
+class _progress:
+    """A progress bar on a terminal; silence when piped."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.bar: Any = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return lambda done, total: None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        task = self.bar.add_task(self.what, total=None)
+
+        def advance(done: int, total: int) -> None:
+            self.bar.update(task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 @main.group()
 def db() -> None:
     """The database: where it is, whether it runs, stop the embedded server."""

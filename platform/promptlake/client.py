@@ -33,9 +33,11 @@ from .ingest.records import _Collector, prepare_generation
 from .ingest.writer import (
     INSERT_SQL,
     Writer,
+    attachment_rows,
     generation_tuple,
     insert_attachments,
 )
+from .privacy.anonymize import store_side_rows
 from .prompts import PromptRegistry
 from .scores import Score, insert_scores, prepare_score, score_from_values
 
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
 
     from .access import AuditEntry, Member
     from .ingest.importers import ImportReport
+    from .privacy.anonymize import AnonymizeReport
+    from .privacy.erase import ErasureReport
+    from .privacy.policy import Policy
 
 
 def _text(query: str) -> Any:
@@ -249,6 +254,64 @@ class Project:
     def __repr__(self) -> str:
         return f"<Project {self.name!r} {self.id}>"
 
+    # -- privacy ----------------------------------------------------------------------
+
+    POLICY_TTL_SECONDS = 10.0
+
+    def _anonymizer(self) -> Callable[[Any], None] | None:
+        """The ingest anonymizer of the live policy, re-read at most every few seconds."""
+        import time
+
+        now = time.monotonic()
+        cached = self.__dict__.get("_anonymizer_cache")
+        if cached is None or now - cached[0] > self.POLICY_TTL_SECONDS:
+            from .privacy.anonymize import ingest_anonymizer
+
+            cached = (now, ingest_anonymizer(self))
+            self.__dict__["_anonymizer_cache"] = cached
+        return cached[1]
+
+    def pii_policy(self) -> Policy:
+        """The live anonymization policy (the default until one is set)."""
+        from .privacy.policy import current
+
+        return current(self)
+
+    def set_pii_policy(
+        self,
+        operators: Mapping[str, str] | None = None,
+        *,
+        apply_at: str = "ingest",
+        vault: bool = False,
+        detectors: Iterable[str] = ("pattern",),
+    ) -> Policy:
+        """Store a new policy version: entity type -> redact|mask|pseudonymize|drop|keep,
+        applied at ``ingest`` or only at ``export``, originals to the vault or not."""
+        from .privacy.policy import set_policy
+
+        policy = set_policy(self, operators, apply_at=apply_at, vault=vault, detectors=detectors)
+        self.__dict__.pop("_anonymizer_cache", None)
+        return policy
+
+    def anonymize(self, *, batch_size: int = 1000, progress: Any = None) -> AnonymizeReport:
+        """Apply the live policy to stored rows not yet under it (resumable; admins only)."""
+        from .privacy.anonymize import anonymize_stored
+
+        return anonymize_stored(self, batch_size=batch_size, progress=progress)
+
+    def reveal(self, generation: Generation | uuid.UUID | str) -> dict[str, Any]:
+        """The original text of an anonymized generation, from the vault (admins; audited)."""
+        from .access import as_uuid
+        from .privacy.anonymize import reveal
+
+        return reveal(self, as_uuid(generation))
+
+    def erase(self, end_user_id: str) -> ErasureReport:
+        """Delete everything about one end user and keep a tombstone (admins; audited)."""
+        from .privacy.erase import erase
+
+        return erase(self, end_user_id)
+
     def session(
         self,
         end_user_id: str | None = None,
@@ -395,6 +458,7 @@ class Project:
             fields,
             max_bytes=settings.max_text_bytes,
             max_attachment_bytes=settings.max_attachment_bytes,
+            anonymize=self._anonymizer(),
         )
         if session is not None:
             row.session_id = session.id
@@ -406,25 +470,10 @@ class Project:
                 cur.execute(
                     INSERT_SQL, generation_tuple(self.id, row, model_ids.get(row.model), Jsonb)
                 )
-                if row.attachments and cur.rowcount:
-                    insert_attachments(
-                        conn,
-                        [
-                            (
-                                self.id,
-                                a["id"],
-                                row.id,
-                                a["kind"],
-                                a["mime_type"],
-                                a["sha256"],
-                                a["size_bytes"],
-                                a["data"],
-                                a["uri"],
-                                a["role"],
-                            )
-                            for a in row.attachments
-                        ],
-                    )
+                if cur.rowcount:
+                    if row.attachments:
+                        insert_attachments(conn, attachment_rows(self.id, row))
+                    store_side_rows(conn, self, [row])
         except ValidationError as exc:
             problem = exc.problems[0]
             value = {
@@ -465,6 +514,16 @@ class Session:
         if c.problems:
             raise ValidationError(c.problems)
         with project.lake._transaction(project) as conn:
+            from .privacy.erase import erased_subjects
+
+            if values[0] and erased_subjects(project, conn, {values[0]}):
+                raise ValidationError(
+                    [
+                        Problem(
+                            "end_user_id", "was erased from this project; nothing is logged for it"
+                        )
+                    ]
+                )
             conn.execute(
                 "INSERT INTO sessions (project_id, id, end_user_id, name, tags, metadata)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",

@@ -267,6 +267,9 @@ class Generation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         server_default=NOW, comment="When the call happened."
     )
+    pii_policy_version: Mapped[int | None] = mapped_column(
+        Integer, comment="Version of the PII policy applied to the text (NULL: none yet)."
+    )
     ingested_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
 
 

@@ -44,9 +44,11 @@ CSV_INTEGER = ("prompt_tokens", "completion_tokens", "seq")
 CSV_NUMBER = ("cost_usd", "latency_ms")
 CSV_JSON = ("messages", "params")
 CSV_TEXT = ("prompt", "output", "model", "name", "status", "error", "created_at", "id",
-            "session", "origin", "generator")  # fmt: skip
+            "session", "end_user_id", "origin", "generator")  # fmt: skip
 CSV_FIELDS = (*CSV_TEXT, *CSV_INTEGER, *CSV_NUMBER, *CSV_JSON, "tags")
-"""Fields a CSV column can fill. ``id`` is the row's own id; ``session`` a grouping key."""
+"""Fields a CSV column can fill. ``id`` is the row's own id; ``session`` a grouping key;
+``end_user_id`` the person a session belongs to (rows of one end user without a ``session``
+column share one session)."""
 
 
 class BadRecord(Exception):
@@ -295,12 +297,17 @@ def csv_row(
     if problems:
         raise BadRecord(*problems)
     own, shared = values.pop("id", None), values.pop("session", None)
+    end_user = values.pop("end_user_id", None)
     origin, generator = values.pop("origin", None), values.pop("generator", None)
     values["metadata"] = metadata
     unit = Unit(label, f"id={own}" if own is not None else key, [values], record_id=own,
                 origin=origin, generator=generator)  # fmt: skip
     if shared is not None:
         unit.session, unit.shared_session = {"name": shared}, f"csv={shared}"
+    elif end_user is not None:
+        unit.session, unit.shared_session = {"name": f"user {end_user}"}, f"user={end_user}"
+    if end_user is not None and unit.session is not None:
+        unit.session["end_user_id"] = end_user
     return unit
 
 

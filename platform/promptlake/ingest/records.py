@@ -17,7 +17,7 @@ import math
 import re
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,6 +307,9 @@ class GenerationRow:
     metadata: dict[str, Any]
     created_at: dt.datetime
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    pii_policy_version: int | None = None
+    pii_findings: list[dict[str, Any]] = field(default_factory=list)
+    vault_originals: dict[str, Any] | None = None
 
 
 GENERATION_FIELDS = frozenset(
@@ -341,7 +344,11 @@ GENERATION_FIELDS = frozenset(
 
 
 def prepare_generation(
-    fields: Mapping[str, Any], *, max_bytes: int, max_attachment_bytes: int = 50 * 1024 * 1024
+    fields: Mapping[str, Any],
+    *,
+    max_bytes: int,
+    max_attachment_bytes: int = 50 * 1024 * 1024,
+    anonymize: Callable[[GenerationRow], None] | None = None,
 ) -> GenerationRow:
     """Validate ``fields`` (the keyword arguments of ``log``) into a :class:`GenerationRow`.
 
@@ -402,7 +409,11 @@ def prepare_generation(
         c.add("parent", "a generation cannot be its own parent")
     if c.problems:
         raise ValidationError(c.problems)
-    row.input_hash, row.output_hash, row.content_hash = content_hashes(text, messages, output)
+    if anonymize is not None:
+        anonymize(row)  # before hashing: hashes are of the text as stored
+    row.input_hash, row.output_hash, row.content_hash = content_hashes(
+        row.input_text, row.input_messages, row.output
+    )
     return row
 
 

@@ -25,6 +25,7 @@ from psycopg import sql
 from ..db.engine import problem_from_db_error
 from ..errors import Problem, ValidationError
 from ..ids import uuid7
+from ..privacy.anonymize import store_side_rows
 from .records import HASH_VERSION, GenerationRow, _Collector, prepare_generation
 
 if TYPE_CHECKING:
@@ -62,14 +63,15 @@ GENERATION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tags", "text[]"),
     ("metadata", "jsonb"),
     ("created_at", "timestamptz"),
+    ("pii_policy_version", "int4"),
 )
 COLUMN_NAMES = [name for name, _ in GENERATION_COLUMNS]
 COLUMN_TYPES = [kind for _, kind in GENERATION_COLUMNS]
 _COLUMNS_SQL = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMN_NAMES)
 COPY_SQL = sql.SQL("COPY generations ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS_SQL)
-INSERT_SQL = sql.SQL(
-    "INSERT INTO generations ({}) VALUES ({}) ON CONFLICT DO NOTHING"
-).format(_COLUMNS_SQL, sql.SQL(", ").join(sql.Placeholder() * len(COLUMN_NAMES)))
+INSERT_SQL = sql.SQL("INSERT INTO generations ({}) VALUES ({}) ON CONFLICT DO NOTHING").format(
+    _COLUMNS_SQL, sql.SQL(", ").join(sql.Placeholder() * len(COLUMN_NAMES))
+)
 
 
 def generation_tuple(
@@ -87,7 +89,7 @@ def generation_tuple(
         row.prompt_tokens, row.completion_tokens, row.cost_usd, row.latency_ms, row.status,
         row.error, row.origin, row.generator, json(row.lineage), row.input_hash,
         row.output_hash, row.content_hash, HASH_VERSION, row.tags, json(row.metadata),
-        row.created_at,
+        row.created_at, row.pii_policy_version,
     )  # fmt: skip
 
 
@@ -141,6 +143,7 @@ class Writer:
         self._known_generations: set[uuid.UUID] = set()
         self._known_sessions: set[uuid.UUID] = set()
         self._present: set[uuid.UUID] = set()
+        self._erased_sessions: set[uuid.UUID] = set()
         self._count = 0
 
     # -- public API -------------------------------------------------------------------
@@ -186,6 +189,7 @@ class Writer:
                 fields,
                 max_bytes=settings.max_text_bytes,
                 max_attachment_bytes=settings.max_attachment_bytes,
+                anonymize=self.project._anonymizer(),
             )
         except ValidationError as exc:
             return self._reject(label, _maybe_uuid(fields.get("id")), exc.problems)
@@ -241,6 +245,7 @@ class Writer:
             self._write_sessions(conn, sessions)
             stored = self._write_generations(conn, rows)
             self._write_attachments(conn, rows)
+            store_side_rows(conn, self.project, [r for _, r in rows if r.id in self._present])
             scored = self._write_scores(conn, scores)
         self._rows, self._sessions, self._scores = [], {}, []
         self._known_sessions.update(sessions)
@@ -275,6 +280,14 @@ class Writer:
     def _write_sessions(self, conn: psycopg.Connection, sessions: dict) -> None:
         if not sessions:
             return
+        from ..privacy.erase import erased_subjects
+
+        erased = erased_subjects(
+            self.project, conn, {s["end_user_id"] for s in sessions.values() if s["end_user_id"]}
+        )
+        for sid in [sid for sid, s in sessions.items() if s["end_user_id"] in erased]:
+            del sessions[sid]
+            self._erased_sessions.add(sid)
         pid = self.project.id
         with conn.cursor() as cur:
             cur.executemany(
@@ -330,6 +343,9 @@ class Writer:
                 ("prompt_version", row.prompt_version_id),
                 ("run", row.run_id),
             ):
+                if key == "session" and value in self._erased_sessions:
+                    problems.append(Problem("session", "its end user was erased from this project"))
+                    continue
                 if value is None or value in found[key] or value in accepted_ids:
                     continue
                 if key == "session" and value in self._known_sessions:
@@ -388,12 +404,11 @@ class Writer:
 
     def _write_attachments(self, conn, rows) -> None:
         values = [
-            (self.project.id, a["id"], row.id, a["kind"], a["mime_type"], a["sha256"],
-             a["size_bytes"], a["data"], a["uri"], a["role"])
+            value
             for _, row in rows
             if row.id in self._present
-            for a in row.attachments
-        ]  # fmt: skip
+            for value in attachment_rows(self.project.id, row)
+        ]
         if values:
             insert_attachments(conn, values)
 
@@ -457,8 +472,7 @@ _CREATE_STAGE = sql.SQL(
 ).format(_STAGE_COLUMNS)
 _COPY_STAGE = sql.SQL("COPY promptlake_stage ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS_SQL)
 _INSERT_FROM_STAGE = sql.SQL(
-    "INSERT INTO generations ({cols}) SELECT {cols} FROM promptlake_stage"
-    " ON CONFLICT DO NOTHING"
+    "INSERT INTO generations ({cols}) SELECT {cols} FROM promptlake_stage ON CONFLICT DO NOTHING"
 ).format(cols=_COLUMNS_SQL)
 
 
@@ -479,6 +493,14 @@ def stage_and_insert(conn: psycopg.Connection, tuples: list[tuple]) -> int:
                 copy.write_row(values)
         cur.execute(_INSERT_FROM_STAGE)
         return cur.rowcount
+
+
+def attachment_rows(project_id: uuid.UUID, row: GenerationRow) -> list[tuple]:
+    return [
+        (project_id, a["id"], row.id, a["kind"], a["mime_type"], a["sha256"], a["size_bytes"],
+         a["data"], a["uri"], a["role"])
+        for a in row.attachments
+    ]  # fmt: skip
 
 
 def insert_attachments(conn: psycopg.Connection, values: list[tuple]) -> None:

@@ -1,0 +1,667 @@
+"""Find personal data and secrets in text, with detectors that share one interface.
+
+Anonymization on the logging path has to look at every prompt and output, so the default
+detector must cost far less than the database write it precedes. :class:`PatternDetector`
+is that detector: precompiled regular expressions, each candidate then *validated* the way
+the value itself is (Luhn and issuer prefix for cards, per-country length and mod-97 for
+IBANs, octet ranges for IPv4, :mod:`ipaddress` for IPv6, SSA rules for SSNs, NANP rules
+and digit counts for phones, the decoded header of a JWT), so that look-alikes (a 16-digit
+order number, an ISBN, a date, a version string, ``sk-learn``) are not flagged. Presidio
+is the optional, heavier engine (:class:`PresidioDetector`); both return the same
+:class:`Finding` records, so a caller can swap or combine them.
+
+Findings of one detector never overlap: where two candidates do, the longer span wins,
+then the higher score (so ``Bearer <JWT>`` is one ``BEARER_TOKEN``, not an ``API_KEY``).
+Offsets are Python string indices (code points) into the text as given.
+
+What the pattern detector covers, on purpose narrowly (precision first):
+
+``EMAIL``        ASCII addresses, ``local@domain.tld``.
+``PHONE``        international numbers written with ``+`` (8-15 digits, an optional
+                 ``(0)`` trunk prefix, ``+1`` numbers checked against NANP rules) and US
+                 numbers ``(202) 555-0143``, ``202-555-0143``, ``202.555.0143``,
+                 ``202 555 0143``, ``1-800-555-0199``. National numbers of other countries
+                 (``020 7946 0958``) and bare digit runs are not reported.
+``CREDIT_CARD``  13-19 digits, bare or grouped 4-4-4-4(-3) / 4-6-5 / 4-6-4 by spaces or
+                 dashes, Luhn-valid and with a known issuer prefix and length.
+``IBAN``         upper-case, compact or in groups of 4, with a known country, its exact
+                 length and a valid mod-97 checksum.
+``IP_ADDRESS``   IPv4 (octets <= 255, no leading zeros, not inside a longer dotted run,
+                 not after "version"/"release"/"build") and IPv6 that :mod:`ipaddress`
+                 accepts, with at least two groups and one of 3+ hex digits (so ``::1``,
+                 ``a::b`` and ``x[1::2]`` are not flagged).
+``US_SSN``       ``###-##-####``; area not 000, 666 or 9xx, group not 00, serial not 0000.
+``API_KEY``      OpenAI/Anthropic ``sk-`` keys (with digits and both letter cases), AWS
+                 ``AKIA``/``ASIA`` ids, GitHub ``ghp_``-style and ``github_pat_`` tokens,
+                 Slack ``xox?-``, Google ``AIza``, Stripe ``sk_/rk_`` live and test keys,
+                 and JWTs (whose header decodes to JSON naming ``alg`` or ``typ``).
+``BEARER_TOKEN`` the token after ``Bearer`` (any case), 16+ characters with letters and
+                 digits; the finding covers the token only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import functools
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine
+
+ENTITY_TYPES: frozenset[str] = frozenset(
+    {
+        "EMAIL",
+        "PHONE",
+        "CREDIT_CARD",
+        "IBAN",
+        "IP_ADDRESS",
+        "US_SSN",
+        "API_KEY",
+        "BEARER_TOKEN",
+    }
+)
+"""The entity types the built-in :class:`PatternDetector` reports."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected value: its type, where it is (``text[start:end]``) and who said so."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+    detector: str
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Anything that finds entities in text; findings it returns do not overlap."""
+
+    name: str
+    entity_types: frozenset[str]
+
+    def detect(self, text: str) -> list[Finding]: ...
+
+
+def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
+    """Keep non-overlapping findings, sorted by start: among overlapping ones the longer
+    span wins, then the higher score, then the earlier start."""
+    ordered = sorted(findings, key=lambda f: (f.start, f.end))
+    if all(a.end <= b.start for a, b in zip(ordered, ordered[1:], strict=False)):
+        return ordered
+    ranked = sorted(ordered, key=lambda f: (f.start - f.end, -f.score, f.start, f.entity_type))
+    starts: list[int] = []
+    kept: list[Finding] = []
+    for finding in ranked:
+        i = bisect.bisect_right(starts, finding.start)
+        if i and kept[i - 1].end > finding.start:
+            continue
+        if i < len(kept) and kept[i].start < finding.end:
+            continue
+        starts.insert(i, finding.start)
+        kept.insert(i, finding)
+    return kept
+
+
+# -- validators ----------------------------------------------------------------------
+
+Span = tuple[int, int]
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        total += _DOUBLED[d] if i & 1 else d
+    return total % 10 == 0
+
+
+def _card_issuer_ok(digits: str) -> bool:
+    """Whether the number starts like a card of a real scheme, with that scheme's length."""
+    n = len(digits)
+    p2, p3, p4 = int(digits[:2]), int(digits[:3]), int(digits[:4])
+    if digits[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if 51 <= p2 <= 55 or 2221 <= p4 <= 2720:  # Mastercard
+        return n == 16
+    if p2 in (34, 37):  # American Express
+        return n == 15
+    if p4 == 6011 or p2 == 65 or 644 <= p3 <= 649:  # Discover
+        return 16 <= n <= 19
+    if 300 <= p3 <= 305 or p2 in (36, 38, 39):  # Diners Club
+        return 14 <= n <= 19
+    if 3528 <= p4 <= 3589:  # JCB
+        return 16 <= n <= 19
+    if p2 == 62 or 2200 <= p4 <= 2204:  # UnionPay, Mir
+        return 16 <= n <= 19
+    if p2 in (50, 56, 57, 58, 63, 67):  # Maestro
+        return 13 <= n <= 19
+    return False
+
+
+def _check_card(text: str, m: re.Match[str]) -> Span | None:
+    digits = re.sub(r"\D", "", m.group())
+    if _card_issuer_ok(digits) and _luhn(digits):
+        return m.span()
+    return None
+
+
+# Lengths from the SWIFT IBAN registry.
+IBAN_LENGTHS: dict[str, int] = dict(
+    (entry[:2], int(entry[2:]))
+    for entry in (
+        "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 "
+        "DE22 DJ27 DK18 DO28 EE20 EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 "
+        "GT28 HN28 HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 "
+        "LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 MT31 MU30 NI28 NL18 NO15 OM23 PK24 "
+        "PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 SK24 SM27 SO23 ST25 "
+        "SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30"
+    ).split()
+)
+
+
+def iban_valid(compact: str) -> bool:
+    """Whether ``compact`` (no spaces, upper case) has a known country, its length and a
+    valid mod-97 checksum."""
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _check_iban(text: str, m: re.Match[str]) -> Span | None:
+    length = IBAN_LENGTHS.get(m.group()[:2])
+    if length is None:
+        return None
+    raw = m.group()
+    compact = raw.replace(" ", "")
+    if len(compact) < length:
+        return None
+    # take exactly the country's length; what follows must be a separate word
+    end, seen = 0, 0
+    while seen < length:
+        if raw[end] != " ":
+            seen += 1
+        end += 1
+    if end < len(raw) and raw[end] != " ":
+        return None
+    value = raw[:end]
+    if " " in value:  # grouped: a space after every 4 characters, nowhere else
+        groups = value.split(" ")
+        if any(len(g) != 4 for g in groups[:-1]) or not 1 <= len(groups[-1]) <= 4:
+            return None
+    if not iban_valid(compact[:length]):
+        return None
+    return m.start(), m.start() + end
+
+
+_VERSION_CONTEXT = re.compile(
+    r"(?:\bv|\bver\.?|\bversion|\brelease|\bbuild|\bfirmware|\bkernel)[\s:#]*$", re.IGNORECASE
+)
+
+
+def _check_ipv4(text: str, m: re.Match[str]) -> Span | None:
+    for octet in m.group().split("."):
+        if int(octet) > 255 or (len(octet) > 1 and octet[0] == "0"):
+            return None
+    if _VERSION_CONTEXT.search(text, max(0, m.start() - 20), m.start()):
+        return None
+    return m.span()
+
+
+_IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_IPV6 = re.compile(
+    r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?![\w:]|\.\w)"
+)
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _find_ipv6(text: str) -> Iterator[Span]:
+    """Anchored on the first two colons of each candidate (``:db8:`` or ``::``, a fast
+    literal scan); the address starts at most four hex digits before them."""
+    pos = 0
+    while (gate := _IPV6_GATE.search(text, pos)) is not None:
+        start = gate.start()
+        while start > 0 and gate.start() - start < 4 and text[start - 1] in _HEX:
+            start -= 1
+        m = None
+        if not start or not (text[start - 1].isalnum() or text[start - 1] in "_:."):
+            m = _IPV6.match(text, start)
+        if m is None:
+            pos = gate.end() - 1
+            continue
+        pos = max(m.end(), gate.end() - 1)
+        span = _check_ipv6(text, m)
+        if span is not None:
+            yield span
+
+
+def _check_ipv6(text: str, m: re.Match[str]) -> Span | None:
+    value = m.group()
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return None
+    groups = [g for g in value.split(":") if g]
+    if len(groups) < 2 or max(len(g) for g in groups if "." not in g) < 3:
+        return None
+    return m.span()
+
+
+def _check_phone_intl(text: str, m: re.Match[str]) -> Span | None:
+    digits = re.sub(r"\D", "", m.group().replace("(0)", "", 1))
+    if not 8 <= len(digits) <= 15:
+        return None
+    if digits[0] == "1":  # North America: +1 NXX NXX XXXX
+        if len(digits) != 11 or digits[1] in "01" or digits[4] in "01":
+            return None
+    return m.span()
+
+
+def _accept(text: str, m: re.Match[str]) -> Span | None:
+    return m.span()
+
+
+def _mixed(body: str) -> bool:
+    return (
+        any(c.isdigit() for c in body)
+        and any(c.isupper() for c in body)
+        and any(c.islower() for c in body)
+    )
+
+
+_API_KEY_PATTERNS = {
+    "openai": r"sk-[A-Za-z0-9_-]{20,300}+",
+    "aws": r"A[KS]IA[A-Z0-9]{16}",
+    "github": r"gh[pousr]_[A-Za-z0-9]{36,255}",
+    "github_pat": r"github_pat_[A-Za-z0-9_]{22,255}",
+    "slack": r"xox[abposr]-[A-Za-z0-9-]{10,250}+",
+    "google": r"AIza[0-9A-Za-z_-]{35}",
+    "stripe": r"k_(?:live|test)_[0-9A-Za-z]{16,247}",  # after s or r, checked below
+    "jwt": r"eyJ[A-Za-z0-9_-]{8,}+\.eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{10,}+",
+}
+
+
+def _api_key_finder() -> Finder:
+    """One regex per provider, each opening with its literal prefix (a fast scan),
+    rather than one alternation (which the engine would try at every position)."""
+    regexes = [(kind, re.compile(p + r"(?![\w-])")) for kind, p in _API_KEY_PATTERNS.items()]
+
+    def find(text: str) -> Iterator[Span]:
+        for kind, regex in regexes:
+            for m in regex.finditer(text):
+                span = _check_api_key(text, m, kind)
+                if span is not None:
+                    yield span
+
+    return find
+
+
+def _check_api_key(text: str, m: re.Match[str], kind: str) -> Span | None:
+    start, end = m.span()
+    if kind == "stripe":
+        if not start or text[start - 1] not in "sr":
+            return None
+        start -= 1
+    if start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+        return None
+    value = m.group()
+    if kind == "openai":
+        body = value[3:]
+        for prefix in ("proj-", "ant-", "svcacct-", "admin-"):
+            body = body.removeprefix(prefix)
+        return (start, end) if len(body) >= 20 and _mixed(body) else None
+    if kind == "slack":
+        return (start, end) if any(c.isdigit() for c in value[5:]) else None
+    if kind == "jwt":
+        header = value.split(".", 1)[0]
+        try:
+            decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        ok = decoded.startswith(b"{") and (b'"alg"' in decoded or b'"typ"' in decoded)
+        return (start, end) if ok else None
+    return start, end
+
+
+def _check_bearer(text: str, m: re.Match[str]) -> Span | None:
+    start, end = m.span(1)
+    while end > start and text[end - 1] in ".":
+        end -= 1
+    token = text[start:end].rstrip("=")
+    if len(token) < 16 or not any(c.isdigit() for c in token) or not any(
+        c.isalpha() for c in token
+    ):
+        return None
+    return start, end
+
+
+# -- rules ---------------------------------------------------------------------------
+#
+# Speed: CPython's regex engine scans quickly for a pattern whose first item is a literal
+# or a character class, but tries every position of the text when a pattern opens with a
+# lookbehind. So each pattern consumes its first character, then checks the character
+# before it with a two-wide lookbehind (``[0-9](?<![\w.].)`` = "a digit not preceded by a
+# word character or a dot"). Rules that need a rare character (``@``, ``+``, ``::``)
+# are skipped outright, by a substring test, when the text has none.
+
+Finder = Callable[[str], Iterator[Span]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    entity_type: str
+    score: float
+    find: Finder
+    gate: Callable[[str], object] | None = None  # skip the rule when this is falsy
+
+
+def _scan(pattern: str, check: Callable[[str, re.Match[str]], Span | None]) -> Finder:
+    regex = re.compile(pattern)
+
+    def find(text: str) -> Iterator[Span]:
+        for m in regex.finditer(text):
+            span = check(text, m)
+            if span is not None:
+                yield span
+
+    return find
+
+
+def _contains(*needles: str) -> Callable[[str], bool]:
+    return lambda text: any(n in text for n in needles)
+
+
+_LOCAL_PART = re.compile(r"[A-Za-z0-9_%+-](?:[A-Za-z0-9_%+-]|\.(?=[A-Za-z0-9_%+-])){0,63}\Z")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)++(?!\w)")
+
+
+def _find_emails(text: str) -> Iterator[Span]:
+    """Anchored on each ``@``: the local part is the longest run before it (searched in
+    the 64 characters before), the domain the dotted labels after it."""
+    at = text.find("@")
+    while at > 0:
+        local = _LOCAL_PART.search(text, max(0, at - 64), at)
+        domain = _DOMAIN.match(text, at + 1) if local else None
+        if local and domain and _domain_ok(domain.group()):
+            yield local.start(), domain.end()
+        at = text.find("@", at + 1)
+
+
+def _domain_ok(domain: str) -> bool:
+    labels = domain.split(".")
+    tld = labels[-1]
+    if not (2 <= len(tld) <= 24 and tld.isalpha()):
+        return False
+    return not any(len(x) > 63 or x[0] == "-" or x[-1] == "-" for x in labels)
+
+
+@functools.cache
+def _rules() -> tuple[_Rule, ...]:
+    """Compiled once per process, on first use (not at import)."""
+    return (
+        _Rule("EMAIL", 0.99, _find_emails, _contains("@")),
+        _Rule(
+            "PHONE",
+            0.85,
+            _scan(
+                r"\+(?<![\w+].)[1-9][0-9]{0,2}(?:[ .-]?\(0\))?(?:[ .-]?\([0-9]{1,4}\))?"
+                r"[ .-]?[0-9]{1,12}(?:[ .-][0-9]{1,12}){0,6}(?!\w)",
+                _check_phone_intl,
+            ),
+            _contains("+"),
+        ),
+        _Rule(  # (202) 555-0143
+            "PHONE",
+            0.8,
+            _scan(
+                r"\((?<![\w+.-].)[2-9][0-9]{2}\) ?[2-9][0-9]{2}[-. ][0-9]{4}(?![\w-]|\.[0-9])",
+                _accept,
+            ),
+            _contains("("),
+        ),
+        _Rule(  # 202-555-0143, 202.555.0143, 202 555 0143, 1-800-555-0199
+            "PHONE",
+            0.8,
+            _scan(
+                r"[1-9](?<![\w+.-].)(?:(?<=1)[ .-][2-9]|(?<=[2-9]))[0-9]{2}([-. ])"
+                r"[2-9][0-9]{2}\1[0-9]{4}(?![\w-]|\.[0-9])",
+                _accept,
+            ),
+        ),
+        _Rule(
+            "CREDIT_CARD",
+            0.95,
+            _scan(
+                r"[0-9](?<![\w.,-].)(?:[0-9]{12,18}"
+                r"|[0-9]{3}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{3})?"
+                r"|[0-9]{3}([ -])[0-9]{6}\2[0-9]{4,5})(?![\w-]|[.,][0-9])",
+                _check_card,
+            ),
+        ),
+        _Rule(
+            "IBAN",
+            0.98,
+            _scan(r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])", _check_iban),
+        ),
+        _Rule(
+            "IP_ADDRESS",
+            0.9,
+            _scan(r"[0-9](?<![\w.].)[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\.?\w)", _check_ipv4),
+            _contains("."),
+        ),
+        _Rule("IP_ADDRESS", 0.9, _find_ipv6, _contains(":")),
+        _Rule(
+            "US_SSN",
+            0.9,
+            _scan(
+                r"[0-8](?<![\w-].)[0-9]{2}(?<!000|666)-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![\w-])",
+                _accept,
+            ),
+            _contains("-"),
+        ),
+        _Rule("API_KEY", 0.95, _api_key_finder()),
+        _Rule(
+            "BEARER_TOKEN",
+            0.98,
+            _scan(
+                r"[Bb](?<!\w.)(?:earer|EARER)[ \t]+([A-Za-z0-9._~+/-]{16,}+=*)(?![\w=-])",
+                _check_bearer,
+            ),
+            _contains("earer", "EARER"),
+        ),
+    )
+
+
+class PatternDetector:
+    """The built-in detector: validated regular expressions, no dependencies, no I/O.
+
+    ``entity_types`` restricts it to a subset of :data:`ENTITY_TYPES`.
+    """
+
+    name = "pattern"
+
+    def __init__(self, entity_types: Iterable[str] | None = None) -> None:
+        wanted = ENTITY_TYPES if entity_types is None else frozenset(entity_types)
+        unknown = wanted - ENTITY_TYPES
+        if unknown:
+            raise ConfigurationError(
+                f"unknown entity types {sorted(unknown)}; "
+                f"the pattern detector knows {sorted(ENTITY_TYPES)}"
+            )
+        self.entity_types: frozenset[str] = wanted
+        self._rules = tuple(r for r in _rules() if r.entity_type in wanted)
+
+    def detect(self, text: str) -> list[Finding]:
+        found: list[Finding] = []
+        name = self.name
+        for rule in self._rules:
+            if rule.gate is not None and not rule.gate(text):
+                continue
+            kind, score = rule.entity_type, rule.score
+            for start, end in rule.find(text):
+                found.append(Finding(kind, start, end, score, name))
+        return resolve_overlaps(found) if len(found) > 1 else found
+
+    def __repr__(self) -> str:
+        return f"PatternDetector(entity_types={sorted(self.entity_types)})"
+
+
+@functools.cache
+def _default_detector() -> PatternDetector:
+    return PatternDetector()
+
+
+def detect(text: str, detectors: Iterable[Detector] | None = None) -> list[Finding]:
+    """Findings in ``text`` from ``detectors`` (default: the built-in pattern detector),
+    merged so that none overlap (see :func:`resolve_overlaps`)."""
+    if detectors is None:
+        return _default_detector().detect(text)
+    found: list[Finding] = []
+    for detector in detectors:
+        found.extend(detector.detect(text))
+    return resolve_overlaps(found)
+
+
+# -- presidio ------------------------------------------------------------------------
+
+PRESIDIO_ENTITY_MAP: dict[str, str] = {
+    "EMAIL_ADDRESS": "EMAIL",
+    "PHONE_NUMBER": "PHONE",
+    "CREDIT_CARD": "CREDIT_CARD",
+    "IBAN_CODE": "IBAN",
+    "IP_ADDRESS": "IP_ADDRESS",
+    "US_SSN": "US_SSN",
+}
+"""Presidio's entity names for the types both engines report."""
+PRESIDIO_NLP_ENTITY_MAP: dict[str, str] = {"PERSON": "PERSON", "LOCATION": "LOCATION"}
+"""Entities presidio reports only with an NLP (spaCy) model."""
+
+_PRESIDIO_HINT = "presidio is not installed: pip install 'promptlake[presidio]'"
+
+
+class PresidioDetector:
+    """Microsoft Presidio as a detector, mapped onto promptlake's entity names.
+
+    By default it runs pattern recognizers only, with presidio's no-op NLP engine: nothing
+    is downloaded and no spaCy model is needed. ``use_nlp=True`` loads the installed spaCy
+    model ``spacy_model`` and adds ``PERSON`` and ``LOCATION``; a missing model raises
+    :class:`~promptlake.errors.ConfigurationError` instead of starting a download. Results
+    scoring below ``score_threshold`` are dropped (presidio's own default is 0).
+    """
+
+    name = "presidio"
+
+    def __init__(
+        self,
+        *,
+        use_nlp: bool = False,
+        spacy_model: str = "en_core_web_sm",
+        language: str = "en",
+        score_threshold: float = 0.0,
+        entity_types: Iterable[str] | None = None,
+    ) -> None:
+        mapping = dict(PRESIDIO_ENTITY_MAP)
+        if use_nlp:
+            mapping.update(PRESIDIO_NLP_ENTITY_MAP)
+        if entity_types is not None:
+            wanted = frozenset(entity_types)
+            unknown = wanted - set(mapping.values())
+            if unknown:
+                raise ConfigurationError(
+                    f"presidio cannot report {sorted(unknown)} here; "
+                    f"it maps {sorted(set(mapping.values()))}"
+                )
+            mapping = {k: v for k, v in mapping.items() if v in wanted}
+        self._map = mapping
+        self.entity_types: frozenset[str] = frozenset(mapping.values())
+        self.language = language
+        self.score_threshold = score_threshold
+        self.engine: AnalyzerEngine = _presidio_engine(use_nlp, spacy_model, language)
+
+    def detect(self, text: str) -> list[Finding]:
+        results = self.engine.analyze(
+            text=text,
+            language=self.language,
+            entities=list(self._map),
+            score_threshold=self.score_threshold,
+        )
+        mapping, name = self._map, self.name
+        return resolve_overlaps(
+            Finding(mapping[r.entity_type], r.start, r.end, float(r.score), name)
+            for r in results
+            if r.entity_type in mapping
+        )
+
+    def __repr__(self) -> str:
+        return f"PresidioDetector(entity_types={sorted(self.entity_types)})"
+
+
+def presidio_version() -> str | None:
+    """The installed presidio-analyzer version, or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("presidio-analyzer")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _presidio_engine(use_nlp: bool, spacy_model: str, language: str) -> Any:
+    # tldextract (used by presidio's URL and email recognizers) would otherwise fetch the
+    # public suffix list over the network on first use; the bundled snapshot is enough
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    try:
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NlpEngineProvider, NoOpNlpEngine
+    except ImportError as exc:
+        raise ConfigurationError(_PRESIDIO_HINT) from exc
+
+    if use_nlp:
+        import spacy.util
+
+        if not spacy.util.is_package(spacy_model):
+            raise ConfigurationError(
+                f"spaCy model {spacy_model!r} is not installed; install it as a package, "
+                "or use PresidioDetector(use_nlp=False) for pattern recognizers only"
+            )
+        nlp_engine = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": language, "model_name": spacy_model}],
+            }
+        ).create_engine()
+    else:
+        nlp_engine = NoOpNlpEngine(models=[{"lang_code": language, "model_name": "none"}])
+        nlp_engine.load()
+    registry = RecognizerRegistry(supported_languages=[language])
+    registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
+    return AnalyzerEngine(
+        registry=registry, nlp_engine=nlp_engine, supported_languages=[language]
+    )
+
+
+__all__ = [
+    "ENTITY_TYPES",
+    "IBAN_LENGTHS",
+    "PRESIDIO_ENTITY_MAP",
+    "Detector",
+    "Finding",
+    "PatternDetector",
+    "PresidioDetector",
+    "detect",
+    "iban_valid",
+    "presidio_version",
+    "resolve_overlaps",
+]

@@ -1,0 +1,82 @@
+"""The master key, and the keys derived from it for each project.
+
+One 32-byte master key, from ``PROMPTLAKE_VAULT_KEY`` (base64) or else a key file under
+``PROMPTLAKE_HOME`` created on first use with mode 0600. It never enters the database.
+From it, per project and per purpose, HMAC-SHA256 derives the keys that:
+
+- encrypt the vault (AES-256-GCM),
+- make pseudonyms (so ``<EMAIL_7f3a9c>`` is stable within a project, unlinkable across),
+- hash erased end-user ids into tombstones.
+
+Deployments that run promptlake on several machines must share ``PROMPTLAKE_VAULT_KEY``,
+or each machine would pseudonymize the same value differently.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import uuid
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import ConfigurationError
+
+KEY_FILE = "vault.key"
+
+
+def master_key(settings: Settings) -> bytes:
+    """The master key: from the environment, else the key file (created if missing)."""
+    configured = os.environ.get("PROMPTLAKE_VAULT_KEY")
+    if configured:
+        try:
+            key = base64.b64decode(configured.strip(), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigurationError("PROMPTLAKE_VAULT_KEY is not base64") from None
+        if len(key) != 32:
+            raise ConfigurationError(
+                f"PROMPTLAKE_VAULT_KEY must decode to 32 bytes, not {len(key)}; make one with"
+                ' python -c "import os, base64; print(base64.b64encode(os.urandom(32)).decode())"'
+            )
+        return key
+    return _key_file(settings.home / KEY_FILE)
+
+
+def _key_file(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_key_file(path)
+    key = os.urandom(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def _read_key_file(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise ConfigurationError(f"{path} does not hold a 32-byte key")
+    if path.stat().st_mode & 0o077:
+        raise ConfigurationError(f"{path} is readable by others; chmod 600 it")
+    return key
+
+
+def derive(master: bytes, purpose: str, project_id: uuid.UUID) -> bytes:
+    """A 32-byte key for one purpose in one project."""
+    return hmac.new(master, f"promptlake/{purpose}/{project_id}".encode(), hashlib.sha256).digest()
+
+
+def key_id(key: bytes) -> str:
+    """A short fingerprint naming a key without revealing it."""
+    return hashlib.sha256(b"promptlake/key-id/" + key).hexdigest()[:16]
+
+
+def tombstone(master: bytes, project_id: uuid.UUID, end_user_id: str) -> bytes:
+    """The keyed hash kept for an erased end user."""
+    key = derive(master, "tombstone", project_id)
+    return hmac.new(key, end_user_id.encode(), hashlib.sha256).digest()
