@@ -457,5 +457,23 @@ def bench_ingest(rows: int, single_rows: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@bench.command(name="rls")
+@click.option(
+    "--rows",
+    default=50_000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Generations in the queried project (as many again in another).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_rls(rows: int, as_json: bool) -> None:
+    """Row-level security overhead on a typical analyst query, against the owner's query."""
+    from .bench.rls import format_report, run_rls_bench
+
+    with _lake() as lake:
+        result = run_rls_bench(lake, rows=rows)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
