@@ -10,6 +10,7 @@ batches that each commit, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from ..client import Project
 
 
+@functools.cache
+def _presidio() -> Detector:
+    """Presidio takes about a second to build: once per process."""
+    return PresidioDetector()
+
+
 def _detectors(policy: Policy) -> list[Detector]:
     out: list[Detector] = []
     for name in policy.detectors:
@@ -38,7 +45,7 @@ def _detectors(policy: Policy) -> list[Detector]:
             if wanted:
                 out.append(PatternDetector(wanted))
         elif name == "presidio":
-            out.append(PresidioDetector())
+            out.append(_presidio())
     return out
 
 

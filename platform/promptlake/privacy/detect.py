@@ -20,10 +20,13 @@ What the pattern detector covers, on purpose narrowly (precision first):
 ``PHONE``        international numbers written with ``+`` (8-15 digits, an optional
                  ``(0)`` trunk prefix, ``+1`` numbers checked against NANP rules) and US
                  numbers ``(202) 555-0143``, ``202-555-0143``, ``202.555.0143``,
-                 ``202 555 0143``, ``1-800-555-0199``. National numbers of other countries
-                 (``020 7946 0958``) and bare digit runs are not reported.
+                 ``202 555 0143``, ``1-800-555-0199``, each with an optional extension
+                 (``x123``, ``ext. 123``). National numbers of other countries
+                 (``020 7946 0958``), bare digit runs (``2025550143``) and 7-digit local
+                 numbers are not reported.
 ``CREDIT_CARD``  13-19 digits, bare or grouped 4-4-4-4(-3) / 4-6-5 / 4-6-4 by spaces or
-                 dashes, Luhn-valid and with a known issuer prefix and length.
+                 dashes, Luhn-valid and with a known issuer prefix and length (Visa,
+                 Mastercard, Amex, Discover, Diners, JCB, UnionPay, Mir, Maestro).
 ``IBAN``         upper-case, compact or in groups of 4, with a known country, its exact
                  length and a valid mod-97 checksum.
 ``IP_ADDRESS``   IPv4 (octets <= 255, no leading zeros, not inside a longer dotted run,
@@ -46,6 +49,7 @@ import binascii
 import bisect
 import functools
 import ipaddress
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -97,7 +101,7 @@ def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
     """Keep non-overlapping findings, sorted by start: among overlapping ones the longer
     span wins, then the higher score, then the earlier start."""
     ordered = sorted(findings, key=lambda f: (f.start, f.end))
-    if all(a.end <= b.start for a, b in zip(ordered, ordered[1:], strict=False)):
+    if all(a.end <= b.start for a, b in itertools.pairwise(ordered)):
         return ordered
     ranked = sorted(ordered, key=lambda f: (f.start - f.end, -f.score, f.start, f.entity_type))
     starts: list[int] = []
@@ -143,6 +147,8 @@ def _card_issuer_ok(digits: str) -> bool:
         return 14 <= n <= 19
     if 3528 <= p4 <= 3589:  # JCB
         return 16 <= n <= 19
+    if p4 in (1800, 2131):  # JCB, older 15-digit numbers
+        return n == 15
     if p2 == 62 or 2200 <= p4 <= 2204:  # UnionPay, Mir
         return 16 <= n <= 19
     if p2 in (50, 56, 57, 58, 63, 67):  # Maestro
@@ -158,17 +164,18 @@ def _check_card(text: str, m: re.Match[str]) -> Span | None:
 
 
 # Lengths from the SWIFT IBAN registry.
-IBAN_LENGTHS: dict[str, int] = dict(
-    (entry[:2], int(entry[2:]))
-    for entry in (
-        "AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 "
-        "DE22 DJ27 DK18 DO28 EE20 EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 "
-        "GT28 HN28 HR21 HU28 IE22 IL23 IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 "
-        "LU20 LV21 LY25 MC27 MD24 ME22 MK19 MN20 MR27 MT31 MU30 NI28 NL18 NO15 OM23 PK24 "
-        "PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24 SC31 SD18 SE24 SI19 SK24 SM27 SO23 ST25 "
-        "SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30"
-    ).split()
-)
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28,
+    "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+    "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23,
+    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
 
 
 def iban_valid(compact: str) -> bool:
@@ -221,9 +228,7 @@ def _check_ipv4(text: str, m: re.Match[str]) -> Span | None:
 
 
 _IPV6_GATE = re.compile(r":[0-9A-Fa-f]{0,4}:")
-_IPV6 = re.compile(
-    r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?![\w:]|\.\w)"
-)
+_IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?![\w:]|\.\w)")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -259,13 +264,19 @@ def _check_ipv6(text: str, m: re.Match[str]) -> Span | None:
     return m.span()
 
 
+_EXTENSION = r"(?:(?: ?x| ?ext\.? ?)[0-9]{1,6})?"
+"""An optional extension after a phone number: ``x123``, `` x123``, ``ext. 123``."""
+EXTENSION_SUFFIX = re.compile(r" ?(?:x|ext\.? ?)([0-9]{1,6})$")
+
+
 def _check_phone_intl(text: str, m: re.Match[str]) -> Span | None:
-    digits = re.sub(r"\D", "", m.group().replace("(0)", "", 1))
+    number = EXTENSION_SUFFIX.sub("", m.group())
+    digits = re.sub(r"\D", "", number.replace("(0)", "", 1))
     if not 8 <= len(digits) <= 15:
         return None
-    if digits[0] == "1":  # North America: +1 NXX NXX XXXX
-        if len(digits) != 11 or digits[1] in "01" or digits[4] in "01":
-            return None
+    north_america = digits[0] == "1"  # +1 NXX NXX XXXX
+    if north_america and (len(digits) != 11 or digits[1] in "01" or digits[4] in "01"):
+        return None
     return m.span()
 
 
@@ -340,8 +351,10 @@ def _check_bearer(text: str, m: re.Match[str]) -> Span | None:
     while end > start and text[end - 1] in ".":
         end -= 1
     token = text[start:end].rstrip("=")
-    if len(token) < 16 or not any(c.isdigit() for c in token) or not any(
-        c.isalpha() for c in token
+    if (
+        len(token) < 16
+        or not any(c.isdigit() for c in token)
+        or not any(c.isalpha() for c in token)
     ):
         return None
     return start, end
@@ -417,7 +430,7 @@ def _rules() -> tuple[_Rule, ...]:
             0.85,
             _scan(
                 r"\+(?<![\w+].)[1-9][0-9]{0,2}(?:[ .-]?\(0\))?(?:[ .-]?\([0-9]{1,4}\))?"
-                r"[ .-]?[0-9]{1,12}(?:[ .-][0-9]{1,12}){0,6}(?!\w)",
+                r"[ .-]?[0-9]{1,12}(?:[ .-][0-9]{1,12}){0,6}" + _EXTENSION + r"(?!\w)",
                 _check_phone_intl,
             ),
             _contains("+"),
@@ -426,7 +439,9 @@ def _rules() -> tuple[_Rule, ...]:
             "PHONE",
             0.8,
             _scan(
-                r"\((?<![\w+.-].)[2-9][0-9]{2}\) ?[2-9][0-9]{2}[-. ][0-9]{4}(?![\w-]|\.[0-9])",
+                r"\((?<![\w+.-].)[2-9][0-9]{2}\) ?[2-9][0-9]{2}[-. ][0-9]{4}"
+                + _EXTENSION
+                + r"(?![\w-]|\.[0-9])",
                 _accept,
             ),
             _contains("("),
@@ -436,7 +451,7 @@ def _rules() -> tuple[_Rule, ...]:
             0.8,
             _scan(
                 r"[1-9](?<![\w+.-].)(?:(?<=1)[ .-][2-9]|(?<=[2-9]))[0-9]{2}([-. ])"
-                r"[2-9][0-9]{2}\1[0-9]{4}(?![\w-]|\.[0-9])",
+                r"[2-9][0-9]{2}\1[0-9]{4}" + _EXTENSION + r"(?![\w-]|\.[0-9])",
                 _accept,
             ),
         ),
@@ -453,7 +468,10 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule(
             "IBAN",
             0.98,
-            _scan(r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])", _check_iban),
+            _scan(
+                r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])",
+                _check_iban,
+            ),
         ),
         _Rule(
             "IP_ADDRESS",
@@ -647,9 +665,7 @@ def _presidio_engine(use_nlp: bool, spacy_model: str, language: str) -> Any:
         nlp_engine.load()
     registry = RecognizerRegistry(supported_languages=[language])
     registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
-    return AnalyzerEngine(
-        registry=registry, nlp_engine=nlp_engine, supported_languages=[language]
-    )
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[language])
 
 
 __all__ = [

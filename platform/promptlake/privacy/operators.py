@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError, Problem, ValidationError
-from .detect import Finding, resolve_overlaps
+from .detect import EXTENSION_SUFFIX, Finding, resolve_overlaps
 
 OPERATORS: tuple[str, ...] = ("redact", "mask", "pseudonymize", "drop", "keep")
 MIN_KEY_BYTES = 16
@@ -82,7 +82,8 @@ def normalize(entity_type: str, value: str) -> str:
     value map to one pseudonym.
 
     ``EMAIL`` lower-cased; ``PHONE`` digits only, without a ``(0)`` trunk prefix, and a
-    US number written without ``+1`` gets the 1 (``(202) 555-0143`` = ``+1 202-555-0143``);
+    US number written without ``+1`` gets the 1 (``(202) 555-0143`` = ``+1 202-555-0143``),
+    an extension kept as ``x123``;
     ``CREDIT_CARD`` and ``US_SSN`` digits only; ``IBAN`` letters and digits, upper-cased;
     ``IP_ADDRESS`` the canonical form of :mod:`ipaddress` (``2001:DB8:0::1`` =
     ``2001:db8::1``); ``PERSON`` and ``LOCATION`` case-folded with single spaces;
@@ -92,10 +93,12 @@ def normalize(entity_type: str, value: str) -> str:
     if entity_type == "EMAIL":
         return value.lower()
     if entity_type == "PHONE":
-        digits = _NON_DIGITS.sub("", value.replace("(0)", "", 1))
-        if not value.startswith("+") and len(digits) == 10:
+        extension = EXTENSION_SUFFIX.search(value)
+        number = value[: extension.start()] if extension else value
+        digits = _NON_DIGITS.sub("", number.replace("(0)", "", 1))
+        if not number.startswith("+") and len(digits) == 10:
             digits = "1" + digits  # a US number in national format
-        return digits
+        return digits + (f"x{extension.group(1)}" if extension else "")
     if entity_type in ("CREDIT_CARD", "US_SSN"):
         return _NON_DIGITS.sub("", value)
     if entity_type == "IBAN":
@@ -241,8 +244,8 @@ def _check_length(length: int) -> None:
 
 __all__ = [
     "OPERATORS",
-    "AppliedFinding",
     "Anonymized",
+    "AppliedFinding",
     "apply_operators",
     "mask",
     "normalize",
