@@ -10,7 +10,9 @@ import promptlake
 EXPECTED = [
     "ConfigurationError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "Generation",
+    "IngestInterruptedError",
     "Lake",
     "NotFoundError",
     "PermissionDeniedError",

@@ -12,6 +12,8 @@ from .client import Lake, Project, Session, connect
 from .errors import (
     ConfigurationError,
     DatabaseError,
+    DatabaseUnavailableError,
+    IngestInterruptedError,
     NotFoundError,
     PermissionDeniedError,
     Problem,
@@ -28,7 +30,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigurationError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "Generation",
+    "IngestInterruptedError",
     "Lake",
     "NotFoundError",
     "PermissionDeniedError",

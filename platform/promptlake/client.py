@@ -192,7 +192,9 @@ class Lake:
     @contextmanager
     def _transaction(self, project: Project | None) -> Iterator[psycopg.Connection]:
         """One transaction on a pooled psycopg connection, with the principal and the
-        project context set for row-level security (``set_config(..., true)``)."""
+        project context set for row-level security (``set_config(..., true)``), and
+        ``synchronous_commit`` on whatever the server's default: a commit that returns
+        is on disk, so an acknowledged write survives a crash."""
         with translate("writing to the database"):
             raw = self.engine.raw_connection()
             try:
@@ -201,7 +203,8 @@ class Lake:
                 with conn.transaction():
                     conn.execute(
                         "SELECT set_config('promptlake.principal', %s, true),"
-                        " set_config('promptlake.project_id', %s, true)",
+                        " set_config('promptlake.project_id', %s, true),"
+                        " set_config('synchronous_commit', 'on', true)",
                         (self.principal, str(project.id) if project else ""),
                     )
                     yield conn

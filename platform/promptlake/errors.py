@@ -22,6 +22,20 @@ class DatabaseError(PromptLakeError):
     """The database refused an operation or could not be reached."""
 
 
+class DatabaseUnavailableError(DatabaseError):
+    """The database could not be reached, or the connection broke; retrying may succeed."""
+
+
+class IngestInterruptedError(DatabaseUnavailableError):
+    """A writer could not store its records within its retry budget and kept them in a
+    journal file instead; ``promptlake replay`` stores them later."""
+
+    def __init__(self, message: str, journal: str, records: int) -> None:
+        super().__init__(message)
+        self.journal = journal
+        self.records = records
+
+
 class PermissionDeniedError(DatabaseError):
     """The database's access rules (grants, row-level security) refused the operation."""
 
@@ -61,6 +75,8 @@ class ValidationError(PromptLakeError, ValueError):
 __all__ = [
     "ConfigurationError",
     "DatabaseError",
+    "DatabaseUnavailableError",
+    "IngestInterruptedError",
     "NotFoundError",
     "PermissionDeniedError",
     "Problem",

@@ -18,6 +18,7 @@ from ..config import Settings, normalize_url
 from ..errors import (
     ConfigurationError,
     DatabaseError,
+    DatabaseUnavailableError,
     PermissionDeniedError,
     Problem,
     PromptLakeError,
@@ -135,15 +136,22 @@ def translate(action: str) -> Iterator[None]:
         raise ValidationError([problem_from_db_error(orig)]) from exc
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(f"{action}: invalid database URL ({exc})") from exc
-    except sa.exc.OperationalError as exc:
-        raise DatabaseError(
+    except (psycopg.errors.TransactionRollbackError, sa.exc.OperationalError) as exc:
+        if isinstance(getattr(exc, "orig", exc), psycopg.errors.TransactionRollbackError):
+            raise DatabaseUnavailableError(
+                f"{action}: the database rolled the transaction back ({_first_line(exc)});"
+                " retrying may succeed"
+            ) from exc
+        raise DatabaseUnavailableError(
             f"{action}: cannot reach the database ({_first_line(exc)}). Check "
             "PROMPTLAKE_DATABASE_URL, or unset it to use the embedded server."
         ) from exc
     except sa.exc.DBAPIError as exc:
         raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"{action}: cannot reach the database ({_first_line(exc)})") from exc
+        raise DatabaseUnavailableError(
+            f"{action}: cannot reach the database ({_first_line(exc)})"
+        ) from exc
     except psycopg.Error as exc:
         raise DatabaseError(f"{action}: {_first_line(exc)}") from exc
 

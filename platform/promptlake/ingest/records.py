@@ -310,6 +310,7 @@ class GenerationRow:
     pii_policy_version: int | None = None
     pii_findings: list[dict[str, Any]] = field(default_factory=list)
     vault_originals: dict[str, Any] | None = None
+    vault_sealed: tuple | None = None  # (key_id, nonce, ciphertext), as journaled
 
 
 GENERATION_FIELDS = frozenset(

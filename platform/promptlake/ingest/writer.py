@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from ..db.engine import problem_from_db_error
-from ..errors import Problem, ValidationError
+from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
 from .records import HASH_VERSION, GenerationRow, _Collector, prepare_generation
@@ -107,11 +108,19 @@ class Rejection:
 
 @dataclass
 class WriteStats:
-    """Exact counters of a writer's life so far."""
+    """Exact counters of a writer's life so far.
+
+    Every record passed to ``log`` ends in exactly one of: ``stored`` (inserted by a
+    commit of this writer), ``duplicates`` (already in the database: a retry of something
+    stored before, including by an attempt whose commit was not acknowledged),
+    ``rejected`` (with its reasons), ``journaled`` (kept on disk for ``promptlake
+    replay``), or still buffered."""
 
     stored: int = 0
     duplicates: int = 0
     scores_stored: int = 0
+    journaled: int = 0
+    retries: int = 0
     rejected: list[Rejection] = field(default_factory=list)
 
 
@@ -129,12 +138,20 @@ class Writer:
     buffer in one transaction and returns only after it committed.
     """
 
-    def __init__(self, project: Project, *, batch_size: int = 5000, strict: bool = False) -> None:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        batch_size: int = 5000,
+        strict: bool = False,
+        retry_seconds: float = 30.0,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.project = project
         self.batch_size = batch_size
         self.strict = strict
+        self.retry_seconds = retry_seconds
         self.stats = WriteStats()
         self._rows: list[tuple[str, GenerationRow]] = []
         self._sessions: dict[uuid.UUID, dict[str, Any]] = {}
@@ -236,25 +253,77 @@ class Writer:
         return values["id"]
 
     def flush(self) -> int:
-        """Write everything buffered in one transaction; return how many rows were stored."""
+        """Write everything buffered in one transaction; return how many rows were new.
+
+        Returns only once the transaction committed (``synchronous_commit`` on). If the
+        database is unreachable or the transaction is rolled back, the flush is retried
+        with backoff for up to ``retry_seconds``; the ids chosen before the first attempt
+        make a retry store nothing twice. Past that budget the batch is written to a local
+        journal and :class:`~promptlake.errors.IngestInterruptedError` says where.
+        """
         if not (self._rows or self._sessions or self._scores):
             return 0
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            saved = (len(self.stats.rejected), self.stats.duplicates, set(self._known_generations))
+            try:
+                stored, scored = self._flush_once()
+                break
+            except DatabaseUnavailableError as exc:
+                del self.stats.rejected[saved[0] :]
+                self.stats.duplicates = saved[1]
+                self._known_generations = saved[2]
+                if time.monotonic() + delay > deadline:
+                    self._journal(exc)
+                log.warning("promptlake: %s; retrying in %.2f s", exc, delay)
+                self.stats.retries += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self._known_sessions.update(self._sessions)
+        self._known_generations.update(self._present)
+        if len(self._known_generations) > 2_000_000:
+            self._known_generations.clear()  # bounded memory; unknown ids are looked up
+        self._rows, self._sessions, self._scores = [], {}, []
+        self.stats.stored += stored
+        self.stats.scores_stored += scored
+        return stored
+
+    def _flush_once(self) -> tuple[int, int]:
         rows, sessions, scores = self._rows, self._sessions, self._scores
-        self._present: set[uuid.UUID] = set()
+        self._present = set()
         with self.project.lake._transaction(self.project) as conn:
             self._write_sessions(conn, sessions)
             stored = self._write_generations(conn, rows)
             self._write_attachments(conn, rows)
             store_side_rows(conn, self.project, [r for _, r in rows if r.id in self._present])
             scored = self._write_scores(conn, scores)
+        return stored, scored
+
+    def _journal(self, cause: Exception) -> None:
+        """Keep the buffered batch on disk, clear it, and raise."""
+        from ..privacy import keys
+        from .journal import write
+
+        master = None
+        if any(row.vault_originals for _, row in self._rows):
+            master = keys.master_key(self.project.lake.settings)
+        path = write(
+            self.project,
+            list(self._sessions.values()),
+            self._rows,
+            [(p.item, p.values) for p in self._scores],
+            master,
+        )
+        count = len(self._rows)
+        self.stats.journaled += count
         self._rows, self._sessions, self._scores = [], {}, []
-        self._known_sessions.update(sessions)
-        self._known_generations.update(self._present)
-        if len(self._known_generations) > 2_000_000:
-            self._known_generations.clear()  # bounded memory; unknown ids are looked up
-        self.stats.stored += stored
-        self.stats.scores_stored += scored
-        return stored
+        raise IngestInterruptedError(
+            f"the database stayed unavailable for {self.retry_seconds:g} s ({cause}); kept"
+            f" {count} generations in {path}: run `promptlake replay` to store them",
+            str(path),
+            count,
+        ) from cause
 
     def close(self) -> None:
         self.flush()
@@ -304,7 +373,7 @@ class Writer:
                         psycopg.types.json.Jsonb(s["metadata"]),
                         s["started_at"],
                     )
-                    for s in sessions.values()
+                    for s in sorted(sessions.values(), key=lambda s: s["id"])
                 ],
             )
 
@@ -377,6 +446,7 @@ class Writer:
             return 0
         rows = self._check_references(conn, rows)
         model_ids = self.project.lake._model_ids(conn, self.project, {r.model for _, r in rows})
+        rows = sorted(rows, key=lambda item: item[1].id)  # one lock order for every writer
         tuples = [generation_tuple(self.project.id, r, model_ids.get(r.model)) for _, r in rows]
         return self._insert_isolating(conn, rows, tuples)
 

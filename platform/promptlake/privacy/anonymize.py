@@ -147,10 +147,12 @@ def store_side_rows(conn: Any, project: Project, rows: list[GenerationRow]) -> N
     if findings:
         with conn.cursor() as cur:
             cur.executemany(INSERT_FINDINGS, findings)
-    to_seal = [row for row in rows if row.vault_originals]
+    sealed = [(project.id, row.id, *row.vault_sealed) for row in rows if row.vault_sealed]
+    to_seal = [row for row in rows if row.vault_originals and not row.vault_sealed]
     if to_seal:
         master = keys.master_key(project.lake.settings)
-        sealed = [vault_row(project.id, row, master) for row in to_seal]
+        sealed += [vault_row(project.id, row, master) for row in to_seal]
+    if sealed:
         with conn.cursor() as cur:
             cur.executemany(INSERT_VAULT, sealed)
 
