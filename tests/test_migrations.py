@@ -89,3 +89,54 @@ def test_migrations_are_self_contained() -> None:
 def test_script_template_imports_pgvector() -> None:
     template = (Path(migrations.ALEMBIC_DIR) / "script.py.mako").read_text()
     assert "import pgvector.sqlalchemy" in template
+
+
+def test_migrations_applied_to_a_populated_database_keep_every_row(empty_database_url) -> None:
+    engine = sa.create_engine(empty_database_url)
+    tables = ["projects", "sessions", "generations", "scores"]
+    try:
+        migrations.upgrade(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO projects (id, name) VALUES (gen_random_uuid(), 'old');")
+            )
+            pid = conn.execute(sa.text("SELECT id FROM projects")).scalar()
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sessions (project_id, id) SELECT :p, gen_random_uuid()"
+                    " FROM generate_series(1, 50)"
+                ),
+                {"p": pid},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO generations (project_id, id, session_id, input_text, output,"
+                    " input_hash, output_hash, content_hash)"
+                    " SELECT :p, gen_random_uuid(), s.id, 'q' || n, 'a', '', '', ''"
+                    " FROM sessions s, generate_series(1, 20) n"
+                ),
+                {"p": pid},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO scores (project_id, id, generation_id, name, data_type,"
+                    " value_numeric, source) SELECT :p, gen_random_uuid(), id, 'x', 'numeric',"
+                    " 1, 'human' FROM generations"
+                ),
+                {"p": pid},
+            )
+
+        def counts() -> dict[str, int]:
+            with engine.connect() as conn:
+                return {
+                    t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in tables
+                }
+
+        before = counts()
+        assert before == {"projects": 1, "sessions": 50, "generations": 1000, "scores": 1000}
+        migrations.upgrade(engine)
+        assert counts() == before
+        migrations.downgrade(engine, "0001")
+        assert counts() == before
+    finally:
+        engine.dispose()

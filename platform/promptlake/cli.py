@@ -427,6 +427,53 @@ def stop() -> None:
         click.echo("the embedded server was not running")
 
 
+@db.command(name="dump")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def db_dump(path: Path) -> None:
+    """Back up the whole database to PATH (pg_dump custom format)."""
+    from .config import load_settings
+    from .db.backup import dump
+    from .db.engine import resolve_url
+
+    written = dump(resolve_url(load_settings()), path)
+    click.echo(f"wrote {written} ({written.stat().st_size:,} bytes)")
+
+
+@db.command(name="restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Overwrite a database that already has data.")
+def db_restore(path: Path, replace: bool) -> None:
+    """Restore a backup made by `promptlake db dump` (one transaction: all or nothing)."""
+    from .config import load_settings
+    from .db.backup import restore
+    from .db.engine import resolve_url
+
+    restore(resolve_url(load_settings()), path, replace=replace)
+    click.echo(f"restored {path}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def replay(paths: tuple[Path, ...]) -> None:
+    """Store records that writers journaled while the database was unavailable.
+
+    With no PATHS, every journal under PROMPTLAKE_HOME/journal. Idempotent: records
+    already stored are skipped; each file is removed once all its records are stored.
+    """
+    from .ingest.journal import replay as replay_journals
+
+    with _lake() as lake:
+        report = replay_journals(lake, list(paths) or None)
+    for problem in report.rejected:
+        click.echo(problem, err=True)
+    click.echo(
+        f"replayed {report.files} journal files: stored {report.stored}, already stored"
+        f" {report.duplicates}, scores {report.scores}, rejected {len(report.rejected)};"
+        f" removed {len(report.removed)} files"
+    )
+    sys.exit(1 if report.rejected else 0)
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks that print ratios against a baseline measured in the same run."""

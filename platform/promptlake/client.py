@@ -331,9 +331,14 @@ class Project:
         """Store one generation outside any session; see :meth:`Session.log` for fields."""
         return self._log_one(fields)
 
-    def writer(self, batch_size: int = 5000, *, strict: bool = False) -> Writer:
-        """A buffered bulk writer (binary COPY); use as a context manager."""
-        return Writer(self, batch_size=batch_size, strict=strict)
+    def writer(
+        self, batch_size: int = 5000, *, strict: bool = False, retry_seconds: float = 30.0
+    ) -> Writer:
+        """A buffered bulk writer (binary COPY); use as a context manager.
+
+        A flush that meets an unavailable database retries for ``retry_seconds``, then
+        journals its batch locally (see ``promptlake replay``)."""
+        return Writer(self, batch_size=batch_size, strict=strict, retry_seconds=retry_seconds)
 
     def import_file(self, path: str | Path, format: str, **options: Any) -> ImportReport:
         """Stream a file (sharegpt, openai, alpaca, mtbench, csv) into this project.

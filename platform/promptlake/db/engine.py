@@ -136,8 +136,8 @@ def translate(action: str) -> Iterator[None]:
         raise ValidationError([problem_from_db_error(orig)]) from exc
     except sa.exc.ArgumentError as exc:
         raise ConfigurationError(f"{action}: invalid database URL ({exc})") from exc
-    except (psycopg.errors.TransactionRollbackError, sa.exc.OperationalError) as exc:
-        if isinstance(getattr(exc, "orig", exc), psycopg.errors.TransactionRollbackError):
+    except (psycopg.errors.TransactionRollback, sa.exc.OperationalError) as exc:
+        if isinstance(getattr(exc, "orig", exc), psycopg.errors.TransactionRollback):
             raise DatabaseUnavailableError(
                 f"{action}: the database rolled the transaction back ({_first_line(exc)});"
                 " retrying may succeed"

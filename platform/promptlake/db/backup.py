@@ -1,0 +1,84 @@
+"""Backup and restore with PostgreSQL's own tools (the embedded server ships them).
+
+``dump`` writes a custom-format archive with ``pg_dump``: every table, policy, grant,
+function and view of the database. Roles are cluster-wide, so ``restore`` first makes
+sure promptlake's roles exist on the target server, then runs ``pg_restore`` in a single
+transaction: a failed restore changes nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+
+from ..errors import ConfigurationError, DatabaseError
+from . import embedded
+
+ROLES_SQL = """
+DO $$ BEGIN
+  BEGIN CREATE ROLE promptlake_admin NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  BEGIN CREATE ROLE promptlake_writer NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  BEGIN CREATE ROLE promptlake_analyst NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  BEGIN CREATE ROLE promptlake_viewer NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  BEGIN CREATE ROLE promptlake_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
+END $$;
+GRANT promptlake_admin, promptlake_writer, promptlake_analyst, promptlake_viewer
+   TO promptlake_app;
+"""
+
+
+def _tool(name: str) -> str:
+    bundled = embedded.bin_dir() / name
+    if bundled.exists():
+        return str(bundled)
+    found = shutil.which(name)
+    if found is None:
+        raise ConfigurationError(f"{name} was not found (neither bundled nor on PATH)")
+    return found
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _run(args: list[str], what: str) -> None:
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DatabaseError(f"{what} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+
+def dump(url: str, path: Path) -> Path:
+    """Write the whole database behind ``url`` to ``path`` (pg_dump custom format)."""
+    path = path.expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _run([_tool("pg_dump"), "--format=custom", "--file", str(path), "--dbname", _libpq(url)],
+         "pg_dump")  # fmt: skip
+    return path
+
+
+def has_data(url: str) -> bool:
+    with psycopg.connect(_libpq(url)) as conn:
+        exists = conn.execute("SELECT to_regclass('public.projects') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return False
+        return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM projects)").fetchone()[0])
+
+
+def restore(url: str, path: Path, *, replace: bool = False) -> None:
+    """Load an archive made by :func:`dump` into the database behind ``url``.
+
+    A database that already holds projects is only overwritten with ``replace``."""
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise ConfigurationError(f"no backup at {path}")
+    if has_data(url) and not replace:
+        raise ConfigurationError(
+            "the target database already holds projects; pass --replace to overwrite it"
+        )
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(ROLES_SQL)
+    _run([_tool("pg_restore"), "--clean", "--if-exists", "--single-transaction",
+          "--exit-on-error", "--dbname", _libpq(url), str(path)], "pg_restore")  # fmt: skip
