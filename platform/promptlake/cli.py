@@ -540,5 +540,27 @@ def bench_pii(docs: int, no_presidio: bool, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@bench.command(name="durability")
+@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1000))
+@click.option("--trials", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--writers", default=8, show_default=True, type=click.IntRange(2))
+@click.option("--journal-rows", default=100_000, show_default=True, type=click.IntRange(100))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_durability(
+    rows: int, trials: int, writers: int, journal_rows: int, as_json: bool
+) -> None:
+    """Crash trials (kill -9 mid-ingest), concurrent writers, journal replay.
+
+    Runs on a scratch embedded server of its own, never on your data.
+    """
+    from .bench.durability import format_report, run_durability_bench
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
+    result = run_durability_bench(rows, trials, writers, journal_rows, progress=say)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
