@@ -105,22 +105,10 @@ def stats(lake: Lake, project: str | None = None) -> list[Section]:
     handles = [lake.project(name, create=False) for name in names]  # NotFoundError if wrong
     sections = []
     for title, query in QUERIES:
-        columns: list[str] = []
-        rows: list[tuple] = []
+        # a project name that matches nothing: no rows, but the column names
+        columns, rows = lake.query(query, {"project": ""})
         for handle in handles:
             columns, found = lake.query(query, {"project": handle.name}, project=handle)
             rows.extend(found)
-        sections.append(Section(title, columns or _columns(query), rows))
+        sections.append(Section(title, columns, rows))
     return sections
-
-
-def _columns(query: str) -> list[str]:
-    """Column names of a report query when there is no project to run it in."""
-    import re
-
-    select = (
-        query.split("FROM", 1)[0]
-        if "WITH RECURSIVE" not in query
-        else query.rsplit("SELECT", 1)[1].split("FROM", 1)[0]
-    )
-    return [name for name in re.findall(r"AS (\w+)", select)] or ["project"]
