@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pandas
 
     from .access import AuditEntry, Member
+    from .dedup import ContaminationReport, DedupReport, Selection
     from .ingest.importers import ImportReport
     from .privacy.anonymize import AnonymizeReport
     from .privacy.erase import ErasureReport
@@ -210,6 +211,9 @@ class Lake:
                     yield conn
                 # ids learnt inside a transaction are cached only once it has committed
                 self._models.update(self._pending_models)
+            except psycopg.OperationalError:
+                raw.invalidate()  # a broken connection goes, not back to the pool
+                raise
             finally:
                 self._pending_models.clear()
                 raw.close()
@@ -314,6 +318,26 @@ class Project:
         from .privacy.erase import erase
 
         return erase(self, end_user_id)
+
+    # -- deduplication ----------------------------------------------------------------
+
+    def dedup(
+        self, method: str = "minhash", threshold: float | None = None, **options: Any
+    ) -> DedupReport:
+        """Find duplicates within this project (``exact``, ``minhash`` or ``semantic``) and
+        record them as clusters; returns a report. See :func:`promptlake.dedup.dedup`."""
+        from .dedup import dedup
+
+        return dedup(self, method, threshold, **options)
+
+    def contamination(
+        self, suspects: Selection, references: Selection, **options: Any
+    ) -> ContaminationReport:
+        """Rows of ``suspects`` that near-duplicate rows of ``references`` (e.g. training or
+        synthetic rows against an evaluation set). See :func:`promptlake.dedup.contamination`."""
+        from .dedup import contamination
+
+        return contamination(self, suspects, references, **options)
 
     def session(
         self,
