@@ -16,15 +16,17 @@ from promptlake.db.models import Base
 PROJECT_TABLES = sorted(
     t.name for t in Base.metadata.sorted_tables if "project_id" in t.c and t.name != "projects"
 )
-VIEWS = ["project_usage"]
+VIEWS = ["project_usage", "generation_canonical", "dedup_rates"]
+DEDUP = {"dedup_indexes", "dedup_clusters", "dedup_members", "dedup_signatures",
+         "generation_embeddings", "generation_canonical", "dedup_rates"}  # fmt: skip
 
 # what each member role may read in its own project (everything else: zero rows)
 READABLE = {
-    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"},
+    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP,
     "analyst": {
         "sessions", "generations", "scores", "attachments", "models", "prompt_templates",
         "prompt_versions", "prompt_labels", "runs", "pii_policies", "pii_findings",
-        "project_members", "projects", "project_usage",
+        "project_members", "projects", "project_usage", *DEDUP,
     },
     "writer": {
         "models", "prompt_templates", "prompt_versions", "prompt_labels", "runs", "pii_policies",
@@ -44,6 +46,16 @@ FILL = [
     " VALUES (:p, :g, 'k', '\\x00', '\\x00')",
     "INSERT INTO erasure_tombstones (project_id, subject_hash) VALUES (:p, '\\x01')",
     "INSERT INTO runs (project_id, id, name) VALUES (:p, gen_random_uuid(), 'nightly')",
+    "INSERT INTO dedup_indexes (project_id, id, key, method, field, threshold, within_origin)"
+    " VALUES (:p, :g, 'k', 'exact', 'content', 1, false)",
+    "INSERT INTO dedup_clusters (project_id, index_id, id, size, min_similarity)"
+    " VALUES (:p, :g, :g, 2, 1)",
+    "INSERT INTO dedup_members (project_id, generation_id, index_id, cluster_id, similarity,"
+    " source_hash) VALUES (:p, :g, :g, :g, 1, '\\x00')",
+    "INSERT INTO dedup_signatures (project_id, generation_id, scheme, source_hash, set_hash,"
+    " shingles, signature) VALUES (:p, :g, 's', '\\x00', 0, 0, '\\x00')",
+    "INSERT INTO generation_embeddings (project_id, generation_id, embedder, dimension, vector)"
+    " VALUES (:p, :g, 'e', 3, '[1,2,3]')",
 ]
 
 

@@ -67,12 +67,12 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(own_server: Path, tri
         project = lake.project("durable")
         project.set_pii_policy(apply_at="export")
         kill_at_batch = random.Random(trial).randint(1, 8)
-        reached = threading.Event()
+        reached, killed = threading.Event(), threading.Event()
 
         def crash_and_restart() -> None:
             reached.wait()
-            time.sleep(random.Random(trial).uniform(0, 0.05))  # somewhere in the next batch
             kill_server(pgdata)
+            killed.set()
             time.sleep(0.3)
             embedded.start(pgdata)
 
@@ -90,7 +90,7 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(own_server: Path, tri
                 batches += 1
                 if batches == kill_at_batch:
                     reached.set()
-                    time.sleep(0.1)  # let the kill land while the next batch is written
+                    killed.wait(30)  # the next flush meets a dead server, whatever the load
         writer.flush()
         acknowledged.update(pending)
         crasher.join()

@@ -562,5 +562,82 @@ def bench_durability(
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@main.command(name="dedup")
+@click.option("--project", required=True, help="Project to deduplicate (never across projects).")
+@click.option(
+    "--method",
+    type=click.Choice(["exact", "minhash", "semantic"]),
+    default="minhash",
+    show_default=True,
+    help="exact: same normalized text; minhash: word 5-gram Jaccard; semantic: embedding cosine.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Least similarity of a duplicate (minhash default 0.8, semantic 0.95).",
+)
+@click.option(
+    "--field",
+    type=click.Choice(["content", "input", "output"]),
+    default="content",
+    show_default=True,
+    help="What to compare: the input, the output, or both.",
+)
+@click.option("--within-origin", is_flag=True, help="Never pair real with synthetic rows.")
+@click.option("--embedder", help="Semantic only: which stored embeddings to compare.")
+@click.option("--rebuild", is_flag=True, help="Forget stored clusters; recompute from scratch.")
+@click.option("--dry-run", is_flag=True, help="Report without storing (what analysts may do).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def dedup_(
+    project: str,
+    method: str,
+    threshold: float | None,
+    field: str,
+    within_origin: bool,
+    embedder: str | None,
+    rebuild: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Find duplicate generations within a project and record them as clusters.
+
+    Runs are incremental: only generations not checked before (or whose text changed)
+    are compared, and a second run changes nothing. Each cluster's representative is its
+    earliest generation; exports keep rows whose dedup_members.cluster_id is NULL or
+    their own id. Storing needs an admin.
+    """
+    with _lake() as lake:
+        proj = lake.project(project, create=False)
+        with _progress("signing") as advance:
+            report = proj.dedup(
+                method, threshold, field=field, within_origin=within_origin,
+                embedder=embedder, rebuild=rebuild, store=not dry_run, progress=advance,
+            )  # fmt: skip
+    if as_json:
+        click.echo(
+            json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=_json_default)
+        )
+    else:
+        click.echo(str(report))
+
+
+@bench.command(name="dedup")
+@click.option(
+    "--docs",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(200),
+    help="Generated ~800-character documents, with planted near-duplicates.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_dedup(docs: int, as_json: bool) -> None:
+    """MinHash dedup: docs/s, recall at Jaccard >= 0.85, precision, brute-force check."""
+    from .bench.dedup import format_report, run_dedup_bench
+
+    with _lake() as lake:
+        result = run_dedup_bench(lake, docs=docs)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

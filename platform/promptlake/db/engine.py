@@ -131,6 +131,10 @@ def translate(action: str) -> Iterator[None]:
         raise PermissionDeniedError(
             f"{action}: refused by the database's access rules ({_first_line(orig)})"
         ) from exc
+    except (psycopg.errors.DataError, sa.exc.DataError) as exc:
+        orig = getattr(exc, "orig", exc)
+        problem = Problem("row", f"refused by the database: {_first_line(orig)}")
+        raise ValidationError([problem]) from exc
     except (psycopg.errors.IntegrityError, sa.exc.IntegrityError) as exc:
         orig = getattr(exc, "orig", exc)
         raise ValidationError([problem_from_db_error(orig)]) from exc

@@ -16,6 +16,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     CheckConstraint,
     Computed,
@@ -447,3 +448,131 @@ class ErasureTombstone(Base):
     project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     subject_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
     erased_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+# -- deduplication (migration 0003) ----------------------------------------------------
+
+DEDUP_METHODS = ("exact", "minhash", "semantic")
+DEDUP_FIELDS = ("content", "input", "output")
+
+
+class DedupIndex(Base):
+    __tablename__ = "dedup_indexes"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        UniqueConstraint("project_id", "key"),
+        CheckConstraint(_in("method", DEDUP_METHODS), name="method"),
+        CheckConstraint(_in("field", DEDUP_FIELDS), name="field"),
+        CheckConstraint("threshold > 0 AND threshold <= 1", name="threshold"),
+        {"comment": "One deduplication setup of a project: method, field, threshold and scope."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(comment="Every setting that makes two runs the same index.")
+    method: Mapped[str] = mapped_column(comment="exact, minhash or semantic.")
+    field: Mapped[str] = mapped_column(comment="What is compared: content, input or output.")
+    threshold: Mapped[float] = mapped_column(
+        Double, comment="Least similarity of a duplicate (Jaccard, cosine; 1 for exact)."
+    )
+    within_origin: Mapped[bool] = mapped_column(
+        comment="Real and synthetic rows are never duplicates of each other."
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(server_default=EMPTY_JSON)
+    last_run: Mapped[dict[str, Any]] = mapped_column(
+        server_default=EMPTY_JSON, comment="Figures of the latest run."
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class DedupCluster(Base):
+    __tablename__ = "dedup_clusters"
+    __table_args__ = (
+        _project_fk(["index_id"], "dedup_indexes", ondelete="CASCADE"),
+        _project_fk(["id"], "generations", ondelete="CASCADE"),
+        CheckConstraint("size >= 2", name="size"),
+        {"comment": "A group of duplicates; its id is its representative generation."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    index_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True,
+        comment="The representative: the cluster's earliest generation (created_at, then id).",
+    )
+    size: Mapped[int] = mapped_column(Integer, comment="Generations in the cluster.")
+    min_similarity: Mapped[float] = mapped_column(
+        Double, comment="Lowest similarity of a member to the representative."
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class DedupMember(Base):
+    __tablename__ = "dedup_members"
+    __table_args__ = (
+        _project_fk(["index_id"], "dedup_indexes", ondelete="CASCADE"),
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        Index(None, "project_id", "index_id", "cluster_id"),
+        {"comment": "Every generation a dedup index has checked, and its cluster if any."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    index_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    cluster_id: Mapped[uuid.UUID | None] = mapped_column(
+        comment="The cluster's representative; NULL: no duplicate found. Keep rows where"
+        " cluster_id IS NULL OR cluster_id = generation_id to drop duplicates."
+    )
+    similarity: Mapped[float | None] = mapped_column(
+        Double, comment="Similarity to the representative (1 for exact copies)."
+    )
+    source_hash: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="Hash of the compared text when checked: a change makes it stale."
+    )
+    checked_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class DedupSignature(Base):
+    __tablename__ = "dedup_signatures"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        {"comment": "MinHash signatures, kept so new rows are compared without recomputing."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    scheme: Mapped[str] = mapped_column(
+        primary_key=True, comment="Field, shingling, permutations and seed of the signature."
+    )
+    source_hash: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="Hash of the text the signature was computed from."
+    )
+    set_hash: Mapped[int] = mapped_column(
+        comment="Hash of the shingle set (equal sets, equal hash)."
+    )
+    shingles: Mapped[int] = mapped_column(Integer, comment="Distinct shingles (0: no words).")
+    signature: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="datasketch MinHash values (affine32), little-endian uint32."
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class GenerationEmbedding(Base):
+    __tablename__ = "generation_embeddings"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        CheckConstraint("vector_dims(vector) = dimension", name="dimension"),
+        Index(None, "project_id", "embedder"),
+        {"comment": "Embeddings of generations, one per embedder; HNSW indexes per embedder."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    embedder: Mapped[str] = mapped_column(
+        primary_key=True, comment="The model (and version) that made the vector."
+    )
+    dimension: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[Any] = mapped_column(Vector(), comment="float4 vector of `dimension` values.")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

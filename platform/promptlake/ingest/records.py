@@ -26,6 +26,7 @@ from ..errors import Problem, ValidationError
 from ..ids import uuid7
 
 HASH_VERSION = 1
+AMOUNT_LIMIT = 10**10  # cost_usd is numeric(18, 8); latency shares the limit (115 days)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -111,6 +112,9 @@ class _Collector:
             return None
         if value < 0:
             self.add(field_name, f"must not be negative, got {value}")
+            return None
+        if value >= AMOUNT_LIMIT:
+            self.add(field_name, f"is too large ({value}); the limit is {AMOUNT_LIMIT:.0e}")
             return None
         return value
 
