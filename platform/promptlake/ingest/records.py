@@ -14,7 +14,6 @@ import decimal
 import hashlib
 import json
 import math
-import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,7 +26,6 @@ from ..ids import uuid7
 
 HASH_VERSION = 1
 AMOUNT_LIMIT = 10**10  # cost_usd is numeric(18, 8); latency shares the limit (115 days)
-_WHITESPACE = re.compile(r"\s+")
 
 
 class _Collector:
@@ -125,39 +123,49 @@ class _Collector:
         if kind is not None and not isinstance(value, kind):
             self.add(field_name, f"must be a JSON {_kind_name(kind)}, got {type(value).__name__}")
             return None
-        before = len(self.problems)
-        self._walk(field_name, value, "$")
-        if len(self.problems) > before:
-            return None
-        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
-        if size > self.max_bytes:
-            self.add(field_name, f"is {size} bytes of JSON, over the limit of {self.max_bytes}")
-            return None
+        bound = _scan(value)
+        if bound < 0:  # something is wrong: walk again, slowly, to say what and where
+            before = len(self.problems)
+            self._walk(field_name, value, "$")
+            if len(self.problems) > before:
+                return None
+            bound = self.max_bytes + 1
+        if bound > self.max_bytes:  # serialise only when the limit may be near
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+            if size > self.max_bytes:
+                self.add(field_name, f"is {size} bytes of JSON, over the limit of {self.max_bytes}")
+                return None
         return value
 
-    def _walk(self, field_name: str, value: Any, path: str) -> None:
-        if value is None or isinstance(value, bool | int):
-            return
+    def _walk(self, field_name: str, value: Any, path: str) -> int:
+        """Check ``value``; return an upper bound of its size as JSON text, in bytes."""
+        if value is None or isinstance(value, bool):
+            return 5
+        if isinstance(value, int):
+            return len(str(value))
         if isinstance(value, float):
             if not math.isfinite(value):
                 self.add(field_name, f"{path} is {value}, which JSON cannot hold")
-            return
+            return 25
         if isinstance(value, str):
             self._text_ok(f"{field_name} {path}", value)
-            return
+            return 6 * len(value) + 2  # at most a 6-byte escape per character
         if isinstance(value, list | tuple):
+            size = 2
             for i, item in enumerate(value):
-                self._walk(field_name, item, f"{path}[{i}]")
-            return
+                size += self._walk(field_name, item, f"{path}[{i}]") + 2
+            return size
         if isinstance(value, Mapping):
+            size = 2
             for key, item in value.items():
                 if not isinstance(key, str):
                     self.add(field_name, f"{path} has a non-text key {key!r}")
                     continue
                 self._text_ok(f"{field_name} {path} key", key)
-                self._walk(field_name, item, f"{path}.{key}")
-            return
+                size += 6 * len(key) + 4 + self._walk(field_name, item, f"{path}.{key}")
+            return size
         self.add(field_name, f"{path} is a {type(value).__name__}, which is not JSON")
+        return 0
 
     def tags(self, field_name: str, value: Any) -> list[str]:
         if value is None:
@@ -222,6 +230,49 @@ def _decimal(value: float | decimal.Decimal | None) -> decimal.Decimal | None:
     return None if value is None else decimal.Decimal(str(value))
 
 
+def _clean(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _scan(value: Any) -> int:
+    """Fast check of a JSON value: an upper bound of its size as JSON text in bytes, or -1
+    if anything in it is not clean JSON (then ``_Collector._walk`` says what and where)."""
+    kind = type(value)
+    if kind is str:
+        return 6 * len(value) + 2 if _clean(value) else -1  # at most a 6-byte escape a char
+    if value is None or kind is bool:
+        return 5
+    if kind is int:
+        return len(str(value))
+    if kind is float:
+        return 25 if math.isfinite(value) else -1
+    if kind is list or kind is tuple:
+        size = 2
+        for item in value:
+            bound = _scan(item)
+            if bound < 0:
+                return -1
+            size += bound + 2
+        return size
+    if kind is dict:
+        size = 2
+        for key, item in value.items():
+            if type(key) is not str or not _clean(key):
+                return -1
+            bound = _scan(item)
+            if bound < 0:
+                return -1
+            size += 6 * len(key) + 4 + bound
+        return size
+    return -1
+
+
 def _kind_name(kind: type) -> str:
     return {dict: "object", list: "array"}.get(kind, kind.__name__)
 
@@ -229,7 +280,8 @@ def _kind_name(kind: type) -> str:
 def normalize_text(text: str) -> str:
     """The normalisation behind content hashes (version 1): Unicode NFC, whitespace runs
     folded to one space, ends stripped. Case is kept: "No" and "no" differ as answers."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    # str.split() splits on exactly the characters \s matches, and drops the ends
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def _digest(tag: bytes, text: str) -> bytes:
