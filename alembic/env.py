@@ -28,10 +28,17 @@ def _url() -> str:
     return resolve_url(load_settings())
 
 
+def _include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Run-time indexes (per-embedder HNSW, ``hnsw_*``, made by ``promptlake embed``) are
+    not schema drift."""
+    return not (type_ == "index" and reflected and (name or "").startswith("hnsw_"))
+
+
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include_object,
         compare_type=True,
         compare_server_default=True,
         transaction_per_migration=False,

@@ -16,21 +16,27 @@ from promptlake.db.models import Base
 PROJECT_TABLES = sorted(
     t.name for t in Base.metadata.sorted_tables if "project_id" in t.c and t.name != "projects"
 )
-VIEWS = ["project_usage", "generation_canonical", "dedup_rates"]
+ANALYTICS = {"usage_daily", "score_trends", "session_stats", "duplicate_rates",
+             "synthetic_share", "pii_rates", "run_metrics"}  # fmt: skip
+VIEWS = ["project_usage", "generation_canonical", "dedup_rates", *sorted(ANALYTICS)]
 DEDUP = {"dedup_indexes", "dedup_clusters", "dedup_members", "dedup_signatures",
-         "generation_embeddings", "generation_canonical", "dedup_rates"}  # fmt: skip
+         "generation_embeddings", "generation_canonical", "dedup_rates",
+         "generation_search", "documents", "document_chunks",
+         "generation_retrievals"}  # fmt: skip
 
 # what each member role may read in its own project (everything else: zero rows)
 READABLE = {
-    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP,
+    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP | ANALYTICS,
     "analyst": {
         "sessions", "generations", "scores", "attachments", "models", "prompt_templates",
         "prompt_versions", "prompt_labels", "runs", "pii_policies", "pii_findings",
-        "project_members", "projects", "project_usage", *DEDUP,
+        "project_members", "projects", "project_usage", *DEDUP, *ANALYTICS,
     },
     "writer": {
         "models", "prompt_templates", "prompt_versions", "prompt_labels", "runs", "pii_policies",
         "erasure_tombstones", "project_members", "projects",
+        "run_metrics",  # runs are readable to writers; their generations count 0
+        "documents", "document_chunks",  # RAG apps log as writers and retrieve
     },
     "viewer": {"project_members", "projects", "project_usage"},
 }  # fmt: skip
@@ -56,6 +62,14 @@ FILL = [
     " shingles, signature) VALUES (:p, :g, 's', '\\x00', 0, 0, '\\x00')",
     "INSERT INTO generation_embeddings (project_id, generation_id, embedder, dimension, vector)"
     " VALUES (:p, :g, 'e', 3, '[1,2,3]')",
+    "INSERT INTO generation_search (project_id, generation_id, language, tsv, source_hash)"
+    " VALUES (:p, :g, 'english', to_tsvector('english', 'x'), '\\x00')",
+    "INSERT INTO documents (project_id, id, format, content, content_hash)"
+    " VALUES (:p, :g, 'text', 'doc', '\\x00')",
+    "INSERT INTO document_chunks (project_id, id, document_id, seq, text, start_offset,"
+    " end_offset, embedder, vector) VALUES (:p, :g, :g, 0, 'doc', 0, 3, 'e', '[1,2,3]')",
+    "INSERT INTO generation_retrievals (project_id, generation_id, chunk_id, rank, score)"
+    " VALUES (:p, :g, :g, 1, 0.5)",
 ]
 
 

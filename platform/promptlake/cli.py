@@ -639,5 +639,95 @@ def bench_dedup(docs: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@main.command(name="embed")
+@click.option("--project", required=True, help="Project whose generations to index.")
+@click.option(
+    "--embedder",
+    default="hashing-384",
+    show_default=True,
+    help="hashing-384 (dependency-free, lexical) or all-MiniLM-L6-v2 (extra `embeddings`).",
+)
+@click.option(
+    "--language",
+    default="english",
+    show_default=True,
+    help="Text search configuration for full text; 'none' skips full-text indexing.",
+)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--no-index", is_flag=True, help="Do not build the embedder's HNSW index.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def embed_(
+    project: str, embedder: str, language: str, batch_size: int, no_index: bool, as_json: bool
+) -> None:
+    """Backfill search indexes: embeddings of rows that lack one (each distinct text once),
+    full text, then an HNSW index per embedder. Interrupted runs resume. Needs an admin;
+    the HNSW index is built with the database login, which owns the schema."""
+    with _lake() as lake:
+        proj = lake.project(project, create=False)
+        with _progress("indexing") as advance:
+            report = proj.embed(
+                embedder, language=None if language == "none" else language,
+                batch_size=batch_size, build_index=not no_index, progress=advance,
+            )  # fmt: skip
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
+
+
+@main.command(name="search")
+@click.argument("query")
+@click.option("--project", required=True)
+@click.option(
+    "--mode", type=click.Choice(["hybrid", "text", "vector"]), default="hybrid", show_default=True
+)
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--embedder", help="For vector/hybrid: the embedder (default: the stored one).")
+@click.option("--language", default="english", show_default=True)
+@click.option("--model", help="Only generations of this model.")
+@click.option("--origin", type=click.Choice(["real", "synthetic"]))
+@click.option("--end-user", help="Only generations of this end user's sessions.")
+@click.option("--tag", "tags", multiple=True, help="Only generations with this tag (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def search_(
+    query: str, project: str, mode: str, k: int, embedder: str | None, language: str,
+    model: str | None, origin: str | None, end_user: str | None, tags: tuple[str, ...],
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Search a project's generations: full text, vector, or both fused (RRF)."""
+    with _lake() as lake:
+        proj = lake.project(project, create=False)
+        hits = proj.search(
+            query, k, mode=mode, embedder=embedder, language=language, model=model,
+            origin=origin, end_user=end_user, tags=list(tags) or None,
+        )  # fmt: skip
+    if as_json:
+        payload = [h.to_dict() for h in hits]
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
+        return
+    print_table(
+        f"{len(hits)} results ({mode})",
+        ["generation", "score", "text rank", "distance", "model", "snippet"],
+        [(h.generation_id, round(h.score, 5), h.text_rank, h.vector_distance, h.model,
+          " ".join(h.snippet.split())[:120]) for h in hits],
+    )  # fmt: skip
+
+
+@bench.command(name="search")
+@click.option(
+    "--rows",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(200),
+    help="Generated generations with 384-d clustered embeddings.",
+)
+@click.option("--queries", default=50, show_default=True, type=click.IntRange(5))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_search(rows: int, queries: int, as_json: bool) -> None:
+    """Search: HNSW build, recall@10, p50/p95 of text/vector/hybrid/filtered, ingest on/off."""
+    from .bench.search import format_report, run_search_bench
+
+    with _lake() as lake:
+        result = run_search_bench(lake, rows=rows, queries=queries)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -40,6 +40,7 @@ from .ingest.writer import (
 from .privacy.anonymize import store_side_rows
 from .prompts import PromptRegistry
 from .scores import Score, insert_scores, prepare_score, score_from_values
+from .tracking.context import with_active_run
 
 if TYPE_CHECKING:
     import pandas
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from .privacy.anonymize import AnonymizeReport
     from .privacy.erase import ErasureReport
     from .privacy.policy import Policy
+    from .search import IndexReport
+    from .search.corpus import Corpus
+    from .tracking.runs import TrackedRun
 
 
 def _text(query: str) -> Any:
@@ -339,6 +343,36 @@ class Project:
 
         return contamination(self, suspects, references, **options)
 
+    # -- search -----------------------------------------------------------------------
+
+    def embed(self, embedder: Any = None, **options: Any) -> IndexReport:
+        """Backfill search indexes: embeddings of rows missing them (each distinct text once),
+        full text, then the embedder's HNSW index. Resumable. See
+        :func:`promptlake.search.backfill`."""
+        from .search import backfill
+
+        return backfill(self, embedder, **options)
+
+    def search(self, query: str, k: int = 10, *, mode: str = "hybrid", **filters: Any) -> list:
+        """The ``k`` generations best matching ``query`` (``hybrid``, ``text`` or ``vector``),
+        with filters (model, origin, since, until, tags, session, end_user, score).
+        Returns :class:`promptlake.search.SearchHit` values. See
+        :func:`promptlake.search.search`."""
+        from .search import search
+
+        return search(self, query, k, mode=mode, **filters)
+
+    @property
+    def corpus(self) -> Corpus:
+        """The project's RAG corpus: ``corpus.add(text_or_path)``, ``corpus.retrieve(q)``."""
+        from .search.corpus import Corpus
+
+        return Corpus(self)
+
+    def retrieve(self, query: str, k: int = 5, **options: Any) -> list:
+        """The ``k`` corpus chunks closest to ``query``; pass them to ``log(retrieved=...)``."""
+        return self.corpus.retrieve(query, k, **options)
+
     def session(
         self,
         end_user_id: str | None = None,
@@ -457,6 +491,26 @@ class Project:
             )
             return [generation_from_row(cur, r) for r in cur.fetchall()]
 
+    def run(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        experiment: str | None = None,
+        tracking: bool = True,
+        tracking_uri: str | None = None,
+    ) -> TrackedRun:
+        """A batch job or evaluation; use as a context manager. Generations logged inside
+        carry its id; on exit its metrics (computed in the database) go to the ``runs`` row
+        and to an MLflow run (``tracking=False``: the database only). MLflow's store is
+        ``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else a database ``mlflow`` on the
+        same server. See :mod:`promptlake.tracking.runs`."""
+        from .tracking.runs import TrackedRun
+
+        return TrackedRun(self, name, model=model, params=params, experiment=experiment,
+                          tracking=tracking, tracking_uri=tracking_uri)  # fmt: skip
+
     def trace(
         self,
         fn: Callable | None = None,
@@ -485,6 +539,8 @@ class Project:
     # -- internals --------------------------------------------------------------------
 
     def _log_one(self, fields: Mapping[str, Any], session: Session | None = None) -> Generation:
+        retrieved = fields.get("retrieved")
+        fields = with_active_run(self.id, {k: v for k, v in fields.items() if k != "retrieved"})
         settings = self.lake.settings
         row = prepare_generation(
             fields,
@@ -506,6 +562,10 @@ class Project:
                     if row.attachments:
                         insert_attachments(conn, attachment_rows(self.id, row))
                     store_side_rows(conn, self, [row])
+                    if retrieved:
+                        from .search.corpus import insert_retrievals, retrieval_rows
+
+                        insert_retrievals(conn, retrieval_rows(self.id, row.id, retrieved))
         except ValidationError as exc:
             problem = exc.problems[0]
             value = {
@@ -596,12 +656,14 @@ class Session:
         created_at: dt.datetime | str | float | None = None,
         seq: int | None = None,
         id: uuid.UUID | str | None = None,
+        retrieved: Iterable[Any] | None = None,
     ) -> Generation:
         """Store one generation in this session and return it.
 
         ``prompt`` (text) and/or ``messages`` (chat) is the input; ``parent`` links the
         previous generation of a chain; ``origin="synthetic"`` requires ``generator``.
         A client-chosen ``id`` makes the call idempotent: repeating it stores nothing new.
+        ``retrieved`` records the corpus chunks (from ``retrieve``) the answer was grounded in.
         """
         fields = {k: v for k, v in locals().items() if k != "self" and v is not None}
         return self.project._log_one(fields, session=self)

@@ -11,13 +11,15 @@ its own fresh project:
     alongside), one transaction per batch: the practical ceiling. The tuples come from the
     writer's own :func:`~promptlake.ingest.records.prepare_generation` and
     :func:`~promptlake.ingest.writer.generation_tuple` and go through its ``COPY_SQL`` and
-    ``COLUMN_TYPES``, so the baseline stores exactly what the writer stores; building and
-    validating them happens before the clock starts. It runs as the login of the lake's
+    ``COLUMN_TYPES`` (with the project's PII policy applied as the writer applies it), so
+    the baseline stores exactly what the writer stores; building, validating and
+    anonymizing them happens before the clock starts. It runs as the login of the lake's
     URL, because PostgreSQL refuses ``COPY FROM`` into a table under row-level security.
 ``writer``
     ``project.writer(batch_size=...)``: ``session()`` and ``log(**fields)`` per record,
-    timed from the first call to the end of the final flush. Validation, hashing, model
-    lookup, reference checks and COPY are all inside the timed region.
+    timed from the first call to the end of the final flush. Validation, the project's
+    PII policy (anonymization at ingest), hashing, model lookup, reference checks and the
+    writes are all inside the timed region.
 ``single``
     ``project.session(...)`` then ``session.log(...)`` per record, one transaction each: the
     per-call path, on a smaller number of rows. Opening the sessions is timed too, because
@@ -28,7 +30,7 @@ records are generated once, before any timing; COPY and the writer alternate in 
 order (``copy, writer, writer, copy`` for two repeats), so neither always runs first or
 last and a drift (a growing table, autovacuum, page cache) falls on both; each method's
 figure is its best run, because noise on a shared host only ever slows a run down; and a
-``CHECKPOINT`` (where the role may issue one) starts every timed run from the same WAL
+``CHECKPOINT`` (where the login may issue one) starts every timed run from the same WAL
 state, so a checkpoint triggered by the previous run's writes does not land in the middle
 of the next one. The generated workload (over a million Python objects for 100k rows) is
 moved out of the garbage collector's sight (``gc.freeze``) while the runs are timed: an
@@ -39,7 +41,7 @@ remaining bias understates the writer rather than flatters it.
 
 Every stored count is verified with ``SELECT count(*)`` before the bench projects are
 deleted (``DELETE FROM projects`` cascades), so repeated runs do not grow the database; the
-tables are then vacuumed (where the role may), because a bulk load into the free space a
+tables are then vacuumed (where the login may), because a bulk load into the free space a
 mass delete leaves behind runs several times slower, and the next bench would time that.
 """
 
@@ -127,7 +129,10 @@ _VOCABULARY = (
     "memory user admin team manager engineer developer analyst owner reviewer writer "
     "reader"
 )
-_WORDS = _VOCABULARY.split()
+# numbers as chat text has them (counts, versions, prices, times), none long enough to
+# look like a phone, card or account number to the PII detector
+_NUMBERS = "1 2 3 5 10 12 30 42 100 250 2024 2025 0.2 3.5 v2 v1.9.0 5% 99.9% $20 14:30 8GB #1207"
+_WORDS = _VOCABULARY.split() * 2 + _NUMBERS.split()
 _BREAKS = (" ", "\n\n", "\n- ")
 _BREAK_WEIGHTS = (8, 1, 1)
 _TAGS = ("prod", "beta", "eu", "us", "mobile", "web", "support", "internal")
@@ -336,6 +341,9 @@ def _time_copy(bench: _Bench, project: Project, sessions: list[BenchSession]) ->
     baseline runs as the URL's login (a superuser for the embedded server), which the
     policies do not apply to: the ceiling the writer's own path is measured against."""
     settings = bench.lake.settings
+    # the writer applies the project's PII policy at ingest: so do the pre-built rows
+    anonymizer = getattr(project, "_anonymizer", None)
+    extra = {"anonymize": anonymizer()} if anonymizer is not None else {}
     with _login(bench) as conn:
         with conn.cursor() as cur:
             cur.executemany(
@@ -359,6 +367,7 @@ def _time_copy(bench: _Bench, project: Project, sessions: list[BenchSession]) ->
                 {**turn, "session": session.id},
                 max_bytes=settings.max_text_bytes,
                 max_attachment_bytes=settings.max_attachment_bytes,
+                **extra,
             )
             generation_rows.append(generation_tuple(project.id, row, model_ids[row.model]))
             if len(generation_rows) == bench.batch_size:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +45,19 @@ def start(pgdata: Path, database: str = DATABASE_NAME) -> str:
     known = pgserver.PostgresServer._instances
     if pgdata in known and not status(pgdata).running:
         del known[pgdata]  # stopped since this process last used it: start it again
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-    except subprocess.SubprocessError as exc:
-        log = pgdata / "log"
-        raise DatabaseError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc}. Its log is {log}."
-        ) from exc
+    for attempt in range(3):
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
+            break
+        except subprocess.SubprocessError as exc:
+            # right after a crash the old server's processes may still be exiting
+            known.pop(pgdata, None)
+            if attempt == 2:
+                raise DatabaseError(
+                    f"could not start the embedded PostgreSQL in {pgdata}: {exc}."
+                    f" Its log is {pgdata / 'log'}."
+                ) from exc
+            time.sleep(1.0 + attempt)
     ensure_database(server.get_uri(database="postgres"), database)
     return server.get_uri(database=database, driver="psycopg")
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -215,6 +215,7 @@ class Generation(Base):
         Index(None, "project_id", "parent_id"),
         Index(None, "project_id", "model_id", "created_at"),
         Index(None, "project_id", "content_hash"),
+        Index(None, "project_id", "run_id", postgresql_where=text("run_id IS NOT NULL")),
         {"comment": "One model call: its input, output, parameters, usage and provenance."},
     )
 
@@ -576,3 +577,80 @@ class GenerationEmbedding(Base):
     dimension: Mapped[int] = mapped_column(Integer)
     vector: Mapped[Any] = mapped_column(Vector(), comment="float4 vector of `dimension` values.")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class GenerationSearch(Base):
+    __tablename__ = "generation_search"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        Index(None, "tsv", postgresql_using="gin"),
+        {"comment": "Full-text vectors of generations, filled in batches off the logging path."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    language: Mapped[str] = mapped_column(
+        comment="Text search configuration the tsvector was made with (e.g. english)."
+    )
+    tsv: Mapped[Any] = mapped_column(TSVECTOR, comment="to_tsvector(language, prompt || output).")
+    source_hash: Mapped[bytes] = mapped_column(
+        LargeBinary,
+        comment="content_hash of the generation when indexed: a change makes it stale.",
+    )
+    indexed_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        CheckConstraint("format IN ('text', 'markdown', 'jsonl')", name="format"),
+        {"comment": "RAG corpus documents."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, comment="Derived from the content: re-adding is a no-op."
+    )
+    source: Mapped[str | None] = mapped_column(comment="File path or caller's name.")
+    title: Mapped[str | None]
+    format: Mapped[str] = mapped_column(comment="text, markdown or jsonl.")
+    content: Mapped[str]
+    content_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=EMPTY_JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class DocumentChunk(Base):
+    __tablename__ = "document_chunks"
+    __table_args__ = (
+        _project_fk(["document_id"], "documents", ondelete="CASCADE"),
+        UniqueConstraint("project_id", "document_id", "seq"),
+        {"comment": "Chunks of corpus documents with their embeddings (see search/corpus.py)."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    document_id: Mapped[uuid.UUID]
+    seq: Mapped[int] = mapped_column(Integer, comment="Position in the document, from 0.")
+    text: Mapped[str]
+    start_offset: Mapped[int] = mapped_column(Integer)
+    end_offset: Mapped[int] = mapped_column(Integer)
+    embedder: Mapped[str]
+    vector: Mapped[Any] = mapped_column(Vector())
+
+
+class GenerationRetrieval(Base):
+    __tablename__ = "generation_retrievals"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        _project_fk(["chunk_id"], "document_chunks", ondelete="CASCADE"),
+        Index(None, "project_id", "chunk_id"),
+        {"comment": "Grounding: which chunks (rank, score) each generation was given."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    chunk_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, comment="1 = first chunk given.")
+    score: Mapped[float | None] = mapped_column(Double, comment="Retrieval similarity.")

