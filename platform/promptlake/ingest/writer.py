@@ -160,6 +160,7 @@ class Writer:
         self._seq: dict[uuid.UUID, int] = {}
         self._known_generations: set[uuid.UUID] = set()
         self._known_sessions: set[uuid.UUID] = set()
+        self._flushing_sessions: Mapping[uuid.UUID, Any] = {}
         self._present: set[uuid.UUID] = set()
         self._erased_sessions: set[uuid.UUID] = set()
         self._count = 0
@@ -267,14 +268,14 @@ class Writer:
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.05
         while True:
-            saved = (len(self.stats.rejected), self.stats.duplicates, set(self._known_generations))
+            # ids learnt from the database stay true if the attempt fails: only counters reset
+            saved = (len(self.stats.rejected), self.stats.duplicates)
             try:
                 stored, scored = self._flush_once()
                 break
             except DatabaseUnavailableError as exc:
                 del self.stats.rejected[saved[0] :]
                 self.stats.duplicates = saved[1]
-                self._known_generations = saved[2]
                 if time.monotonic() + delay > deadline:
                     self._journal(exc)
                 log.warning("promptlake: %s; retrying in %.2f s", exc, delay)
@@ -293,12 +294,16 @@ class Writer:
     def _flush_once(self) -> tuple[int, int]:
         rows, sessions, scores = self._rows, self._sessions, self._scores
         self._present = set()
-        with self.project.lake._transaction(self.project) as conn:
-            self._write_sessions(conn, sessions)
-            stored = self._write_generations(conn, rows)
-            self._write_attachments(conn, rows)
-            store_side_rows(conn, self.project, [r for _, r in rows if r.id in self._present])
-            scored = self._write_scores(conn, scores)
+        try:
+            with self.project.lake._transaction(self.project) as conn:
+                self._write_sessions(conn, sessions)
+                self._flushing_sessions = sessions  # written above, in this transaction
+                stored = self._write_generations(conn, rows)
+                self._write_attachments(conn, rows)
+                store_side_rows(conn, self.project, [r for _, r in rows if r.id in self._present])
+                scored = self._write_scores(conn, scores)
+        finally:
+            self._flushing_sessions = {}
         return stored, scored
 
     def _journal(self, cause: Exception) -> None:
@@ -393,8 +398,10 @@ class Writer:
             parent = row.parent_id
             if parent and parent not in in_batch and parent not in self._known_generations:
                 unknown["parent"].add(parent)
-            if row.session_id and row.session_id not in self._known_sessions:
-                unknown["session"].add(row.session_id)
+            session = row.session_id
+            known = session in self._known_sessions or session in self._flushing_sessions
+            if session and not known:
+                unknown["session"].add(session)
             if row.prompt_version_id:
                 unknown["prompt_version"].add(row.prompt_version_id)
             if row.run_id:
@@ -418,7 +425,9 @@ class Writer:
                     continue
                 if value is None or value in found[key] or value in accepted_ids:
                     continue
-                if key == "session" and value in self._known_sessions:
+                if key == "session" and (
+                    value in self._known_sessions or value in self._flushing_sessions
+                ):
                     continue
                 if key == "parent" and value in self._known_generations:
                     continue
@@ -539,7 +548,8 @@ _STAGE_COLUMNS = sql.SQL(", ").join(
     for name, kind in GENERATION_COLUMNS
 )
 _CREATE_STAGE = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS promptlake_stage ({}) ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS promptlake_stage ({})"
+    " WITH (toast_tuple_target = 8160) ON COMMIT DELETE ROWS"
 ).format(_STAGE_COLUMNS)
 _COPY_STAGE = sql.SQL("COPY promptlake_stage ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS_SQL)
 _INSERT_FROM_STAGE = sql.SQL(
