@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from .access import as_uuid
 from .config import Settings, load_settings
 from .db import migrate as migrations
 from .db.engine import describe, make_engine, resolve_url, translate
@@ -312,7 +313,6 @@ class Project:
 
     def reveal(self, generation: Generation | uuid.UUID | str) -> dict[str, Any]:
         """The original text of an anonymized generation, from the vault (admins; audited)."""
-        from .access import as_uuid
         from .privacy.anonymize import reveal
 
         return reveal(self, as_uuid(generation))
@@ -471,9 +471,7 @@ class Project:
 
     def generation(self, generation_id: uuid.UUID | str) -> Generation:
         """Read one stored generation back."""
-        gid = (
-            generation_id if isinstance(generation_id, uuid.UUID) else uuid.UUID(str(generation_id))
-        )
+        gid = as_uuid(generation_id)
         with self.lake._transaction(self) as conn, conn.cursor() as cur:
             cur.execute(select_generations_sql("g.id = %s"), (self.id, gid))
             row = cur.fetchone()
@@ -483,7 +481,7 @@ class Project:
 
     def history(self, session_id: uuid.UUID | str) -> list[Generation]:
         """The generations of one session, in order."""
-        sid = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+        sid = as_uuid(session_id)
         with self.lake._transaction(self) as conn, conn.cursor() as cur:
             cur.execute(
                 select_generations_sql("g.session_id = %s", order="g.seq, g.created_at"),
@@ -538,16 +536,20 @@ class Project:
 
     # -- internals --------------------------------------------------------------------
 
-    def _log_one(self, fields: Mapping[str, Any], session: Session | None = None) -> Generation:
-        retrieved = fields.get("retrieved")
-        fields = with_active_run(self.id, {k: v for k, v in fields.items() if k != "retrieved"})
+    def _prepare(self, fields: Mapping[str, Any]) -> Any:
+        """Validate one generation for this project, as every write path does: the active
+        run filled in, the size limits and the live PII policy applied."""
         settings = self.lake.settings
-        row = prepare_generation(
-            fields,
+        return prepare_generation(
+            with_active_run(self.id, fields),
             max_bytes=settings.max_text_bytes,
             max_attachment_bytes=settings.max_attachment_bytes,
             anonymize=self._anonymizer(),
         )
+
+    def _log_one(self, fields: Mapping[str, Any], session: Session | None = None) -> Generation:
+        retrieved = fields.get("retrieved")
+        row = self._prepare({k: v for k, v in fields.items() if k != "retrieved"})
         if session is not None:
             row.session_id = session.id
             if row.seq is None:

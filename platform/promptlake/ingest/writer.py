@@ -27,8 +27,7 @@ from ..db.engine import problem_from_db_error
 from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
-from ..tracking.context import with_active_run
-from .records import HASH_VERSION, GenerationRow, _Collector, prepare_generation
+from .records import HASH_VERSION, GenerationRow, _Collector
 
 if TYPE_CHECKING:
     from ..client import Project
@@ -202,14 +201,8 @@ class Writer:
         if it was rejected (see :attr:`rejected`)."""
         self._count += 1
         label = item or f"record {self._count}"
-        settings = self.project.lake.settings
         try:
-            row = prepare_generation(
-                with_active_run(self.project.id, fields),
-                max_bytes=settings.max_text_bytes,
-                max_attachment_bytes=settings.max_attachment_bytes,
-                anonymize=self.project._anonymizer(),
-            )
+            row = self.project._prepare(fields)
         except ValidationError as exc:
             return self._reject(label, _maybe_uuid(fields.get("id")), exc.problems)
         if row.session_id is not None and row.seq is None and row.session_id in self._seq:
