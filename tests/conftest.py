@@ -160,3 +160,25 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"shared sample data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mlflow_database(admin_url):
+    """The default store (a database ``mlflow`` on the test server), dropped after the
+    session if the session created it (MLflow caches its stores per URI)."""
+    dsn = admin_url.replace("+psycopg", "")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow'").fetchone()
+    yield
+    from promptlake.tracking import runs as tracking_runs
+
+    tracking_runs._clients.clear()
+    tracking_runs._default_uris.clear()
+    if not existed:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS mlflow WITH (FORCE)")
+
+
+@pytest.fixture
+def mlflow_store(mlflow_database, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -18,11 +18,13 @@ PROJECT_TABLES = sorted(
 )
 ANALYTICS = {"usage_daily", "score_trends", "session_stats", "duplicate_rates",
              "synthetic_share", "pii_rates", "run_metrics"}  # fmt: skip
-VIEWS = ["project_usage", "generation_canonical", "dedup_rates", *sorted(ANALYTICS)]
+VIEWS = ["project_usage", "generation_canonical", "dedup_rates", "dataset_lineage",
+         *sorted(ANALYTICS)]  # fmt: skip
 DEDUP = {"dedup_indexes", "dedup_clusters", "dedup_members", "dedup_signatures",
          "generation_embeddings", "generation_canonical", "dedup_rates",
          "generation_search", "documents", "document_chunks",
-         "generation_retrievals"}  # fmt: skip
+         "generation_retrievals", "dataset_versions", "dataset_items", "run_datasets",
+         "dataset_lineage"}  # fmt: skip
 
 # what each member role may read in its own project (everything else: zero rows)
 READABLE = {
@@ -37,6 +39,7 @@ READABLE = {
         "erasure_tombstones", "project_members", "projects",
         "run_metrics",  # runs are readable to writers; their generations count 0
         "documents", "document_chunks",  # RAG apps log as writers and retrieve
+        "dataset_versions", "run_datasets", "dataset_lineage",  # training jobs link cuts
     },
     "viewer": {"project_members", "projects", "project_usage"},
 }  # fmt: skip
@@ -70,6 +73,12 @@ FILL = [
     " end_offset, embedder, vector) VALUES (:p, :g, :g, 0, 'doc', 0, 3, 'e', '[1,2,3]')",
     "INSERT INTO generation_retrievals (project_id, generation_id, chunk_id, rank, score)"
     " VALUES (:p, :g, :g, 1, 0.5)",
+    "INSERT INTO dataset_versions (project_id, id, name, filter, row_count, path, md5)"
+    " VALUES (:p, :g, 'sft', '{}', 1, 'data/split', 'abc.dir')",
+    "INSERT INTO dataset_items (project_id, dataset_version_id, generation_id, split)"
+    " VALUES (:p, :g, :g, 'train')",
+    "INSERT INTO run_datasets (project_id, run_id, dataset_version_id, context)"
+    " SELECT :p, id, :g, 'training' FROM runs WHERE project_id = :p",
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from promptlake.cli import main
@@ -29,11 +30,19 @@ def test_python_examples_run(lake) -> None:
 
 def test_documented_commands_exist_with_help() -> None:
     runner = CliRunner()
-    commands = set(re.findall(r"`promptlake ([a-z]+)", README))
-    assert {"init", "demo", "import", "sql", "stats", "db", "bench"} <= commands
-    for command in commands:
-        result = runner.invoke(main, [command, "--help"])
-        assert result.exit_code == 0, (command, result.output)
+    commands = set(re.findall(r"`promptlake ([a-z]+)((?: [a-z]+)?)", README))
+    assert {"init", "demo", "import", "sql", "stats", "db", "bench", "dataset"} <= {
+        c for c, _ in commands
+    }
+    for command, sub in commands:
+        group = main.commands[command]
+        args = [command]
+        if isinstance(group, click.Group) and sub.strip() in group.commands:
+            args.append(sub.strip())  # "promptlake dataset list": the subcommand's help
+        result = runner.invoke(main, [*args, "--help"])
+        assert result.exit_code == 0, (args, result.output)
+    subcommands = {(c, s.strip()) for c, s in commands if s}
+    assert {("dataset", "list"), ("dataset", "export"), ("bench", "export")} <= subcommands
 
 
 def test_setup_commands_match_ci() -> None:

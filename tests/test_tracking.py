@@ -10,7 +10,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -25,26 +24,6 @@ from mlflow.tracking import MlflowClient
 from promptlake.tracking import runs as tracking_runs
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="session")
-def mlflow_database(admin_url):
-    """The default store (a database ``mlflow`` on the test server), dropped after the
-    session if the session created it (MLflow caches its stores per URI)."""
-    dsn = admin_url.replace("+psycopg", "")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow'").fetchone()
-    yield
-    tracking_runs._clients.clear()
-    tracking_runs._default_uris.clear()
-    if not existed:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS mlflow WITH (FORCE)")
-
-
-@pytest.fixture
-def mlflow_store(mlflow_database, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 def test_run_tags_generations_and_logs_metrics_to_mlflow(lake, project, dbq, mlflow_store):

@@ -729,5 +729,27 @@ def bench_search(rows: int, queries: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@bench.command(name="export")
+@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(100))
+@click.option("--pandas-rows", default=10_000, show_default=True, type=click.IntRange(10))
+@click.option("--dvc", "with_dvc", is_flag=True, help="Also time a full `dvc repro` on the rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_export(rows: int, pandas_rows: int, with_dvc: bool, as_json: bool) -> None:
+    """Dataset export: Parquet rows/s vs raw COPY TO STDOUT and pandas.read_sql."""
+    from .bench.export import format_report, run_export_bench
+
+    with _lake() as lake:
+        result = run_export_bench(lake, rows=rows, pandas_rows=pandas_rows, dvc=with_dvc)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+def _register_subcommands() -> None:
+    from .datasets.cli import dataset
+
+    main.add_command(dataset)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

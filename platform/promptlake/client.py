@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pandas
 
     from .access import AuditEntry, Member
+    from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
     from .ingest.importers import ImportReport
     from .privacy.anonymize import AnonymizeReport
@@ -368,6 +369,14 @@ class Project:
         from .search.corpus import Corpus
 
         return Corpus(self)
+
+    @property
+    def datasets(self) -> Datasets:
+        """Dataset exports and the versions the DVC pipeline recorded (``list``, ``get``,
+        ``items``, ``diff``, ``export``)."""
+        from .datasets import Datasets
+
+        return Datasets(self)
 
     def retrieve(self, query: str, k: int = 5, **options: Any) -> list:
         """The ``k`` corpus chunks closest to ``query``; pass them to ``log(retrieved=...)``."""

@@ -654,3 +654,66 @@ class GenerationRetrieval(Base):
     chunk_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     rank: Mapped[int] = mapped_column(Integer, comment="1 = first chunk given.")
     score: Mapped[float | None] = mapped_column(Double, comment="Retrieval similarity.")
+
+
+DATASET_SPLITS = ("train", "validation", "test")
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        _project_fk(["run_id"], "runs"),
+        UniqueConstraint("project_id", "name", "md5"),
+        CheckConstraint("row_count >= 0", name="row_count"),
+        {"comment": "A dataset cut from the store by the DVC pipeline (see datasets/)."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(comment="Dataset name from params.yaml.")
+    filter: Mapped[dict[str, Any]] = mapped_column(comment="The export filter (params).")
+    params: Mapped[dict[str, Any]] = mapped_column(
+        server_default=EMPTY_JSON, comment="Dedup, anonymize and split parameters."
+    )
+    row_count: Mapped[int] = mapped_column(Integer)
+    split_counts: Mapped[dict[str, Any]] = mapped_column(server_default=EMPTY_JSON)
+    path: Mapped[str] = mapped_column(comment="DVC output path of the splits.")
+    md5: Mapped[str] = mapped_column(comment="DVC md5 of the splits, from dvc.lock.")
+    git_rev: Mapped[str | None] = mapped_column(comment="Git commit of the pipeline.")
+    run_id: Mapped[uuid.UUID | None] = mapped_column(comment="Run that recorded the cut.")
+    mlflow_run_id: Mapped[str | None]
+    created_by: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class DatasetItem(Base):
+    __tablename__ = "dataset_items"
+    __table_args__ = (
+        _project_fk(["dataset_version_id"], "dataset_versions", ondelete="CASCADE"),
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        CheckConstraint(_in("split", DATASET_SPLITS), name="split"),
+        Index(None, "project_id", "generation_id"),
+        {"comment": "Which generation is in which split of a dataset version."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    dataset_version_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    split: Mapped[str] = mapped_column(comment="train, validation or test.")
+
+
+class RunDataset(Base):
+    __tablename__ = "run_datasets"
+    __table_args__ = (
+        _project_fk(["run_id"], "runs", ondelete="CASCADE"),
+        _project_fk(["dataset_version_id"], "dataset_versions", ondelete="CASCADE"),
+        Index(None, "project_id", "dataset_version_id"),
+        {"comment": "Dataset versions a run used (MLflow inputs), with the context."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    dataset_version_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    context: Mapped[str] = mapped_column(comment="training, evaluation, ...")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)

@@ -16,6 +16,7 @@ the database alone.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -193,6 +194,48 @@ class TrackedRun:
             client.log_batch(
                 self.mlflow_run_id, params=[Param(str(k), str(v)[:6000]) for k, v in params.items()]
             )
+
+    def use_dataset(self, ref: Any, context: str = "training") -> Any:
+        """Record that this run uses a dataset version (``run_datasets``, shown by the
+        ``dataset_lineage`` view) and log it as an MLflow input whose digest is the
+        version's DVC md5. ``ref``: a version, its id, its name (latest) or
+        ``name@md5-prefix``. Returns the :class:`~promptlake.datasets.DatasetVersion`."""
+        from ..datasets.registry import link_run
+
+        version = link_run(self.project, self, ref, context)
+        if self.mlflow_run_id is not None:
+            self.log_dataset(version, context)
+        return version
+
+    def log_dataset(self, version: Any, context: str) -> None:
+        """Log a dataset version to this run's MLflow run as an input (``mlflow.data``)."""
+        if self.mlflow_run_id is None:
+            return
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        source = f"promptlake://{self.project.name}/datasets/{version.id}"
+        dataset = Dataset(
+            name=version.name,
+            digest=version.md5,
+            source_type="promptlake",
+            source=json.dumps({"uri": source, "path": version.path, "git_rev": version.git_rev}),
+            profile=json.dumps({"num_rows": version.row_count, "splits": version.split_counts}),
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        _mlflow_client(self.tracking_uri or "").log_inputs(
+            self.mlflow_run_id, datasets=[DatasetInput(dataset, tags)]
+        )
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Extra metrics for the MLflow run (the database metrics are logged on exit)."""
+        if self.mlflow_run_id is None or not metrics:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        _mlflow_client(self.tracking_uri or "").log_batch(
+            self.mlflow_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        )
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if self._token is not None:
