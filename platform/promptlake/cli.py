@@ -716,16 +716,23 @@ def search_(
     default=100_000,
     show_default=True,
     type=click.IntRange(200),
-    help="Generated generations with 384-d clustered embeddings.",
+    help="Generated generations (text and 384-d embeddings).",
 )
 @click.option("--queries", default=50, show_default=True, type=click.IntRange(5))
+@click.option(
+    "--vectors",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "clustered"]),
+    help="hashing-384 vectors of the generated text, or random vectors around 200 centres.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_search(rows: int, queries: int, as_json: bool) -> None:
+def bench_search(rows: int, queries: int, vectors: str, as_json: bool) -> None:
     """Search: HNSW build, recall@10, p50/p95 of text/vector/hybrid/filtered, ingest on/off."""
     from .bench.search import format_report, run_search_bench
 
     with _lake() as lake:
-        result = run_search_bench(lake, rows=rows, queries=queries)
+        result = run_search_bench(lake, rows=rows, queries=queries, vectors=vectors)
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
@@ -740,6 +747,19 @@ def bench_export(rows: int, pandas_rows: int, with_dvc: bool, as_json: bool) -> 
 
     with _lake() as lake:
         result = run_export_bench(lake, rows=rows, pandas_rows=pandas_rows, dvc=with_dvc)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+@bench.command(name="tracking")
+@click.option("--rows", default=10_000, show_default=True, type=click.IntRange(100))
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_tracking(rows: int, repeats: int, as_json: bool) -> None:
+    """Time a tracked run adds to a logging job (runs row, DB metrics, MLflow)."""
+    from .bench.tracking import format_report, run_tracking_bench
+
+    with _lake() as lake:
+        result = run_tracking_bench(lake, rows=rows, repeats=repeats)
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
