@@ -64,7 +64,7 @@ def test_params_report_every_problem_at_once() -> None:
     fields = {p.field for p in caught.value.problems}
     assert {"export.origins", "export.limt", "export.min_scores.helpfulness", "split",
             "dedup.near_threshold", "extra"} <= fields  # fmt: skip
-    with pytest.raises(ValidationError, match="export.project"):
+    with pytest.raises(ValidationError, match=r"export\.project"):
         parse({"dataset": {"name": "x"}})
 
 
@@ -231,3 +231,26 @@ def test_cli_list_show_diff(project, tmp_path, lake) -> None:
     assert json.loads(diffed.output)["unchanged"] == 12
     missing = runner.invoke(main, ["dataset", "show", "nope", "--project", "test-project"])
     assert missing.exit_code == 1 and "no dataset version 'nope'" in missing.output
+
+
+def test_roles_export_record_and_use(project, tmp_path, monkeypatch) -> None:
+    import promptlake
+    from promptlake import PermissionDeniedError
+
+    _fill(project, 6)
+    v, _ = _record(project, tmp_path, "aaaa.dir")
+    project.grant("ana", "analyst")
+    project.grant("wri", "writer")
+    with promptlake.connect(principal="ana") as lake:
+        as_analyst = lake.project("test-project", create=False)
+        report = as_analyst.datasets.export(tmp_path / "a.parquet")
+        assert report.rows == 6 and as_analyst.datasets.get("sft").id == v.id
+        with pytest.raises(PermissionDeniedError, match="needs admin"):
+            registry.record(as_analyst, _params(), {}, md5="b.dir", path="d")
+    with promptlake.connect(principal="wri") as lake:
+        as_writer = lake.project("test-project", create=False)
+        with pytest.raises(PermissionDeniedError):
+            as_writer.datasets.export(tmp_path / "w.parquet")
+        assert not (tmp_path / "w.parquet").exists()
+        with as_writer.run("train", tracking=False) as run:
+            assert run.use_dataset("sft").id == v.id  # training jobs log as writers

@@ -3,10 +3,11 @@ count, the md5 DVC wrote to ``dvc.lock``, git revision, MLflow run), ``dataset_i
 (which generation is in which split of a version), ``run_datasets`` (which versions a run
 used, logged to MLflow as its inputs) and the ``dataset_lineage`` view over them.
 
-Forced row-level security like 0002–0004. Admins and analysts cut datasets (an analyst
-reads the rows a cut is made of anyway); writers read version metadata (never items) and
-link the versions their runs use, since applications that train or evaluate log as
-writers. The view is ``security_invoker`` like those of 0005.
+Forced row-level security like 0002–0004. Admins record cuts (recording creates a run,
+which analysts may not); analysts read versions and items (they may export the same rows
+themselves); writers read version metadata (never items) and link the versions their runs
+use, since applications that train or evaluate log as writers. The view is
+``security_invoker`` like those of 0005.
 
 Revision ID: 0007
 Revises: 0006
@@ -26,13 +27,13 @@ depends_on: str | Sequence[str] | None = None
 
 # table: (select, insert, update, delete), as in migration 0002
 TABLE_RULES = {
-    "dataset_versions": ("admin,analyst,writer", "admin,analyst", "admin", "admin"),
-    "dataset_items": ("admin,analyst", "admin,analyst", "admin", "admin"),
-    "run_datasets": ("admin,analyst,writer", "admin,analyst,writer", "admin", "admin"),
+    "dataset_versions": ("admin,analyst,writer", "admin", "admin", "admin"),
+    "dataset_items": ("admin,analyst", "admin", "admin", "admin"),
+    "run_datasets": ("admin,analyst,writer", "admin,writer", "admin", "admin"),
 }
 GRANTS = {
     "promptlake_admin": ("SELECT, INSERT, UPDATE, DELETE", list(TABLE_RULES)),
-    "promptlake_analyst": ("SELECT, INSERT", list(TABLE_RULES)),
+    "promptlake_analyst": ("SELECT", list(TABLE_RULES)),
     "promptlake_writer": ("SELECT, INSERT", ["dataset_versions", "run_datasets"]),
 }
 

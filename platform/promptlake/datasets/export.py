@@ -233,8 +233,9 @@ def export(
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from ..access import write_audit
+    from ..access import require_member, write_audit
 
+    require_member(project, ("admin", "analyst"))  # others would export zero rows silently
     started = time.perf_counter()
     read_fd, write_fd = os.pipe()
     selected: list[int] = []

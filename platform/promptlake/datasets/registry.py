@@ -120,6 +120,9 @@ def record(
     With ``tracking`` (default: the params' ``dataset.mlflow``) the cut is made inside a
     ``proj.run`` named ``dataset:<name>``, so it has an MLflow run with the parameters,
     the row counts as metrics and the dataset as an input with context ``cut``."""
+    from ..access import require_member
+
+    require_member(project, ("admin",))  # a cut creates a run and writes its items
     existing = _find(project, "name = %s AND md5 = %s", (params.name, md5))
     if existing:
         return existing[0], False
