@@ -254,3 +254,29 @@ def test_roles_export_record_and_use(project, tmp_path, monkeypatch) -> None:
         assert not (tmp_path / "w.parquet").exists()
         with as_writer.run("train", tracking=False) as run:
             assert run.use_dataset("sft").id == v.id  # training jobs log as writers
+
+
+def test_cli_contamination_between_selections_and_splits(project, tmp_path) -> None:
+    project.set_pii_policy(apply_at="export")
+    question = "explain the difference between a process and a thread in operating systems"
+    leaked = project.log(prompt=question + " please", output="a", model="m",
+                         origin="synthetic", generator="g")  # fmt: skip
+    reference = project.log(prompt=question, output="b", model="m", tags=["eval"])
+    project.log(prompt="what is the capital of france and why", output="c", model="m")
+    v, _ = _record(project, tmp_path, "aaaa.dir")
+    runner = CliRunner()
+    base = ["contamination", "--project", "test-project", "--json"]
+    found = runner.invoke(main, [*base, "--suspects", "origin=synthetic",
+                                 "--references", "tag=eval"])  # fmt: skip
+    assert found.exit_code == 0, found.output
+    report = json.loads(found.output)
+    assert [(m["suspect_id"], m["reference_id"]) for m in report["matches"]] == [
+        (str(leaked.id), str(reference.id))
+    ]
+    train_vs_test = runner.invoke(main, [*base, "--suspects", f"dataset={v.id}:train",
+                                         "--references", "dataset=sft:test"])  # fmt: skip
+    assert train_vs_test.exit_code == 0, train_vs_test.output
+    items = project.datasets.items(v)
+    assert json.loads(train_vs_test.output)["suspects"] == len(items["train"])
+    bad = runner.invoke(main, [*base, "--references", "colour=red"])
+    assert bad.exit_code == 2 and "unknown key 'colour'" in bad.output

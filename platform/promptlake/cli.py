@@ -621,6 +621,89 @@ def dedup_(
         click.echo(str(report))
 
 
+def _selection(project: Any, terms: tuple[str, ...], option: str) -> Any:
+    """``KEY=VALUE`` terms -> a dedup Selection; ``dataset=VERSION:SPLIT`` takes a split's
+    generations from a recorded dataset version."""
+    from .dedup import Selection
+
+    fields: dict[str, Any] = {}
+    for term in terms:
+        key, sep, value = term.partition("=")
+        if not sep or not value:
+            raise click.BadParameter(f"{term!r} is not KEY=VALUE", param_hint=option)
+        if key == "tag":
+            fields.setdefault("tags", []).append(value)
+        elif key in ("origin", "model"):
+            fields[key] = value
+        elif key in ("run", "session"):
+            try:
+                fields[key] = uuid.UUID(value)
+            except ValueError:
+                raise click.BadParameter(f"{key} must be a UUID", param_hint=option) from None
+        elif key == "dataset":
+            ref, _, split = value.rpartition(":")
+            if not ref or split not in ("train", "validation", "test"):
+                raise click.BadParameter("dataset=VERSION:train|validation|test", param_hint=option)
+            fields["ids"] = project.datasets.items(ref)[split]
+        else:
+            raise click.BadParameter(
+                f"unknown key {key!r} (origin, tag, model, run, session, dataset)",
+                param_hint=option,
+            )
+    return Selection(**fields)
+
+
+@main.command()
+@click.option("--project", required=True)
+@click.option(
+    "--suspects",
+    "suspect_terms",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Rows to check (all terms must hold; none: every row): origin=, tag=, model=, run=,"
+    " session=, dataset=VERSION:SPLIT.",
+)
+@click.option(
+    "--references",
+    "reference_terms",
+    multiple=True,
+    required=True,
+    metavar="KEY=VALUE",
+    help="Rows that must not leak into the suspects, e.g. tag=eval or dataset=sft:test.",
+)
+@click.option("--threshold", default=0.8, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--field", type=click.Choice(["content", "input", "output"]), default="input",
+    show_default=True,
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report with every match.")
+def contamination(
+    project: str, suspect_terms: tuple[str, ...], reference_terms: tuple[str, ...],
+    threshold: float, field: str, as_json: bool,
+) -> None:  # fmt: skip
+    """Which suspect rows near-duplicate reference rows (word 5-gram Jaccard).
+
+    \b
+    Examples:
+      promptlake contamination --project p --suspects origin=synthetic --references tag=eval
+      promptlake contamination --project p --suspects dataset=sft:train \\
+          --references dataset=sft:test
+    """
+    with _lake() as lake:
+        proj = lake.project(project, create=False)
+        report = proj.contamination(
+            _selection(proj, suspect_terms, "--suspects"),
+            _selection(proj, reference_terms, "--references"),
+            threshold=threshold, field=field,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=_json_default))
+        return
+    click.echo(str(report))
+    for match in report.matches[:10]:
+        click.echo(f"  {match.suspect_id} ~ {match.reference_id}  J={match.similarity:.3f}")
+
+
 @bench.command(name="dedup")
 @click.option(
     "--docs",
