@@ -13,7 +13,7 @@ import pytest
 D1 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
 D2 = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)
 ANALYTICS_VIEWS = ("usage_daily", "score_trends", "session_stats", "duplicate_rates",
-                   "synthetic_share", "pii_rates", "run_metrics")  # fmt: skip
+                   "synthetic_share", "pii_rates", "run_metrics", "dataset_lineage")  # fmt: skip
 
 
 @pytest.fixture
@@ -49,6 +49,17 @@ def filled(lake, dbq):
         proj.score(g, "helpfulness", value)
     proj.score(g1, "correct", True)
     proj.score(g2, "correct", False)
+    version = uuid.uuid4()  # a dataset cut by one run and used by the nightly run
+    dbq("INSERT INTO runs (project_id, id, name) VALUES (:p, :r, 'dataset:sft')",
+        {"p": proj.id, "r": version})  # fmt: skip
+    dbq("INSERT INTO dataset_versions (project_id, id, name, filter, row_count, path, md5,"
+        " run_id) VALUES (:p, :v, 'sft', '{}', 4, 'data/split', 'abc.dir', :v)",
+        {"p": proj.id, "v": version})  # fmt: skip
+    dbq(
+        "INSERT INTO run_datasets (project_id, run_id, dataset_version_id, context)"
+        " VALUES (:p, :r, :v, 'evaluation')",
+        {"p": proj.id, "r": run_id, "v": version},
+    )
     # another project's rows must never show up
     other = lake.project("other")
     other.log(prompt="q1", output="a1", model="gpt-4o", created_at=D1, latency_ms=5)
@@ -121,7 +132,7 @@ def test_duplicate_synthetic_and_pii_rates(filled) -> None:
 
 def test_run_metrics(filled) -> None:
     proj, run_id = filled
-    (row,) = _rows(proj, "SELECT * FROM run_metrics")
+    (row,) = _rows(proj, "SELECT * FROM run_metrics WHERE name = 'nightly'")
     assert row["run_id"] == run_id and row["name"] == "nightly"
     assert (row["generations"], row["errors"], row["total_tokens"]) == (3, 1, 70)
     assert row["error_rate"] == pytest.approx(1 / 3)
@@ -148,3 +159,11 @@ def test_readme_examples_run_on_every_view(filled) -> None:
         assert columns and rows, example
         used |= set(re.findall(r"FROM (\w+)", example))
     assert used >= set(ANALYTICS_VIEWS)
+
+
+def test_dataset_lineage(filled) -> None:
+    proj, run_id = filled
+    rows = _rows(proj, "SELECT * FROM dataset_lineage ORDER BY relation")
+    assert [(r["relation"], r["run_name"], r["context"]) for r in rows] == [
+        ("produced", "dataset:sft", None), ("used", "nightly", "evaluation")]  # fmt: skip
+    assert rows[1]["run_id"] == run_id and {r["md5"] for r in rows} == {"abc.dir"}
