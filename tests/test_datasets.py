@@ -280,3 +280,27 @@ def test_cli_contamination_between_selections_and_splits(project, tmp_path) -> N
     assert json.loads(train_vs_test.output)["suspects"] == len(items["train"])
     bad = runner.invoke(main, [*base, "--references", "colour=red"])
     assert bad.exit_code == 2 and "unknown key 'colour'" in bad.output
+
+
+def test_cli_export_with_options_and_bad_params(project, tmp_path, monkeypatch) -> None:
+    _fill(project, 10)
+    monkeypatch.chdir(tmp_path)  # no params.yaml here
+    runner = CliRunner()
+    out = tmp_path / "gpt.parquet"
+    done = runner.invoke(main, ["dataset", "export", "--project", "test-project", "--out",
+                                str(out), "--model", "gpt-4o", "--min-score",
+                                "helpfulness=0.5"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    rows = pq.read_table(out).to_pylist()
+    assert rows and all(r["model"] == "gpt-4o" for r in rows)
+    assert all(json.loads(r["scores"])["helpfulness"] >= 0.5 for r in rows)
+    (tmp_path / "params.yaml").write_text("export: [unclosed\n")
+    bad = runner.invoke(main, ["dataset", "export", "--out", str(out)])
+    assert bad.exit_code == 1 and "params.yaml: is not valid YAML" in bad.output
+    (tmp_path / "params.yaml").write_text("dataset: {name: x}\nexport: {project: test-project,"
+                                          " modles: [gpt-4o]}\n")  # fmt: skip
+    typo = runner.invoke(main, ["dataset", "export", "--out", str(out)])
+    assert typo.exit_code == 1 and "export.modles: unknown parameter" in typo.output
+    score = runner.invoke(main, ["dataset", "export", "--project", "test-project", "--out",
+                                 str(out), "--min-score", "helpfulness=high"])  # fmt: skip
+    assert score.exit_code == 2 and "NAME=NUMBER" in score.output

@@ -45,11 +45,54 @@ def dataset() -> None:
 @dataset.command()
 @PARAMS
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def export(params_path: Path, out: Path) -> None:
-    """Generations matching the `export` filter -> one Parquet file (ordered by id)."""
+@click.option("--project", help="Overrides export.project (no params file needed with it).")
+@click.option("--model", "models", multiple=True, help="Only this model (repeatable).")
+@click.option("--origin", "origins", multiple=True, type=click.Choice(["real", "synthetic"]))
+@click.option("--status", "statuses", multiple=True, type=click.Choice(["ok", "error"]))
+@click.option("--tag", "tags", multiple=True, help="Rows with any of these tags (repeatable).")
+@click.option("--since", help="ISO date or time, inclusive.")
+@click.option("--until", help="ISO date or time, exclusive.")
+@click.option("--min-score", "min_scores", multiple=True, metavar="NAME=VALUE",
+              help="Mean score NAME at least VALUE (repeatable).")  # fmt: skip
+@click.option("--limit", type=click.IntRange(1))
+def export(
+    params_path: Path, out: Path, project: str | None, models: tuple[str, ...],
+    origins: tuple[str, ...], statuses: tuple[str, ...], tags: tuple[str, ...],
+    since: str | None, until: str | None, min_scores: tuple[str, ...], limit: int | None,
+) -> None:  # fmt: skip
+    """Generations matching the `export` filter -> one Parquet file (ordered by id).
+
+    The filter is the `export` section of the params file; each option given here
+    replaces that key (with --project, the params file is optional)."""
+    from .params import parse, read_raw
     from .pipeline import run_export
 
-    params = _params(params_path)
+    overrides: dict[str, object] = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in (("project", project), ("models", models), ("origins", origins),
+                           ("statuses", statuses), ("tags", tags), ("since", since),
+                           ("until", until), ("limit", limit))
+        if value not in (None, ())
+    }  # fmt: skip
+    if min_scores:
+        scores = {}
+        for item in min_scores:
+            name, sep, value = item.partition("=")
+            try:
+                scores[name] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep or not name:
+                raise click.BadParameter(f"{item!r} is not NAME=NUMBER", param_hint="--min-score")
+        overrides["min_scores"] = scores
+    if project and not params_path.exists():
+        raw: dict = {"dataset": {"name": "export"}, "export": {}}
+    else:
+        raw = read_raw(params_path)
+    section = raw.get("export") or {}
+    if isinstance(section, dict):  # otherwise parse() says what is wrong with it
+        raw["export"] = {**section, **overrides}
+    params = parse(raw)
     with _lake() as lake, _progress("exporting") as advance:
         report = run_export(lake, params, out, progress=advance)
     click.echo(f"{report} at {report.rows_per_second:,.0f} rows/s")

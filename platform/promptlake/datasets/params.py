@@ -266,8 +266,8 @@ def parse(raw: Mapping[str, Any]) -> PipelineParams:
     )
 
 
-def load(path: str | Path = "params.yaml") -> PipelineParams:
-    """Read and check a params file (YAML, or JSON, which is YAML too)."""
+def read_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The contents of a params file (YAML, or JSON, which is YAML too), unchecked."""
     try:
         import yaml
     except ImportError:
@@ -285,8 +285,16 @@ def load(path: str | Path = "params.yaml") -> PipelineParams:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValidationError([Problem(str(path), f"is not valid YAML: {exc}")]) from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ValidationError([Problem(str(path), "must hold a mapping of sections")])
+    return raw or {}
+
+
+def load(path: str | Path = "params.yaml") -> PipelineParams:
+    """Read and check a params file."""
+    raw = read_raw(path)
     try:
-        return parse(raw or {})
+        return parse(raw)
     except ValidationError as exc:
         raise ValidationError(
             [Problem(f"{path}: {p.field}", p.reason) for p in exc.problems]
