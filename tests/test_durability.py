@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,57 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(own_server: Path, tri
     assert len(stored) == len(set(stored))  # nothing twice
     assert acknowledged - set(stored) == set()  # nothing acknowledged is missing
     assert len(stored) == len(records)
+    assert writer.stats.stored + writer.stats.duplicates == len(records)
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_kill_9_inside_a_chunked_flush(
+    own_server: Path, trial: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same guarantees when the server dies while a flush is finishing one chunk and
+    inserting the previous one from a helper thread (writer.stage_overlapped)."""
+    from promptlake.ingest import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "STAGE_CHUNK", 100)  # a 1000-row flush: 11 chunks
+    pgdata = own_server / "pgdata"
+    records = _records(4000, seed=10 + trial)
+    inserting, original = threading.Event(), writer_module._insert_from_stage
+    calls = iter(range(1, 10**6))
+    target = random.Random(trial).randint(5, 30)
+
+    def insert_and_signal(conn: Any, empty: bool = False) -> int:
+        if next(calls) == target:
+            inserting.set()
+            time.sleep(0.05)  # the kill lands during this insert or the next chunk
+        return original(conn, empty)
+
+    monkeypatch.setattr(writer_module, "_insert_from_stage", insert_and_signal)
+
+    def crash_and_restart() -> None:
+        inserting.wait(60)
+        kill_server(pgdata)
+        time.sleep(0.3)
+        embedded.start(pgdata)
+
+    acknowledged: set[uuid.UUID] = set()
+    with promptlake.connect() as lake:
+        project = lake.project("durable")  # default policy: rows are anonymized at flush
+        crasher = threading.Thread(target=crash_and_restart)
+        crasher.start()
+        writer = project.writer(batch_size=1000, retry_seconds=60)
+        pending: list[uuid.UUID] = []
+        for record in records:
+            pending.append(writer.log(**record))
+            if len(pending) == 1000:
+                writer.flush()
+                acknowledged.update(pending)
+                pending = []
+        crasher.join()
+        assert writer.stats.retries >= 1, "the kill should have interrupted a flush"
+        _, rows = project.query("SELECT id FROM generations")
+    stored = [r[0] for r in rows]
+    assert len(stored) == len(set(stored)) == len(records)
+    assert acknowledged == set(stored)
     assert writer.stats.stored + writer.stats.duplicates == len(records)
 
 

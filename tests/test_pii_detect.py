@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import socket
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptlake.errors import ConfigurationError, ValidationError
 from promptlake.privacy.corpus import (
@@ -20,11 +23,16 @@ from promptlake.privacy.corpus import (
     planted_counts,
 )
 from promptlake.privacy.detect import (
+    _API_KEY_PATTERNS,
+    _TRIGGERS,
     ENTITY_TYPES,
     Detector,
     Finding,
     PatternDetector,
     PresidioDetector,
+    _char_classes,
+    _check_api_key,
+    _rules,
     detect,
     iban_valid,
     resolve_overlaps,
@@ -358,6 +366,87 @@ def test_overlapping_findings_are_reduced_before_applying() -> None:
     result = apply_operators(text, findings, {}, KEY)
     assert result.text == "id <CREDIT_CARD>"
     assert [(a.entity_type, a.detector) for a in result.applied] == [("CREDIT_CARD", "a")]
+
+
+# -- the pre-pass: skipping a rule never loses a finding -----------------------------
+#
+# PatternDetector skips rules whose gate substring or trigger pattern a text lacks (see
+# "rules" in privacy/detect.py). The reference below runs every rule's regex over every
+# text, with nothing skipped (the API key finder rebuilt without its needles): the
+# detector must return exactly what it returns.
+
+
+def _reference(text: str, entity_types: frozenset[str] = ENTITY_TYPES) -> list[Finding]:
+    api = [(kind, re.compile(p + r"(?![\w-])")) for kind, p in _API_KEY_PATTERNS.items()]
+    found: list[Finding] = []
+    for rule in _rules():
+        if rule.entity_type not in entity_types:
+            continue
+        if rule.entity_type == "API_KEY":
+            spans = [
+                span
+                for kind, regex in api
+                for m in regex.finditer(text)
+                if (span := _check_api_key(text, m, kind)) is not None
+            ]
+        else:
+            spans = list(rule.find(text))
+        found += [Finding(rule.entity_type, a, b, rule.score, "pattern") for a, b in spans]
+    return resolve_overlaps(found) if len(found) > 1 else found
+
+
+_PIECES = [value for _, _, value in POSITIVES] + [
+    "1-800-555-0199 x12", "(202)555-0143", "+1 (202) 555-0143", "202 555 0143 ext. 7",
+    "123-45-6789", "4111 1111 1111 1111", "3782-822463-10005", "GB82 WEST 1234 5698 7654 32",
+    "DE89370400440532013000", "192.168.1.20", "v1.2.3.4", "10.0.0.300", "::ffff:192.0.2.128",
+    "2024-01-15", "12:30", "ORD-2024-558812", "Bearer ", "sk-", "AKIA", "eyJ", "ghp_", "@",
+    "ASIAIOSFODNN7EXAMPLE", "ghs_" + "aB3" * 12,
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlXzEy",
+    "é", "\u00a0", "\u2028", "日本",
+]  # fmt: skip
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_tokenish = st.tuples(
+    st.sampled_from(["sk-", "sk-proj-", "AKIA", "ASIA", "ghp_", "ghs_", "github_pat_", "xoxb-",
+                     "xoxp-", "AIza", "sk_live_", "rk_test_", "eyJ", "Bearer ", "BEARER "]),
+    st.text(alphabet=_ALNUM + "_-.", min_size=8, max_size=48),
+).map("".join)  # fmt: skip
+_piecewise = st.lists(
+    st.one_of(
+        st.sampled_from(_PIECES),
+        _tokenish,
+        st.text(alphabet="0123456789", min_size=1, max_size=20),
+        st.text(alphabet="0123456789 .-+()ABGWESTxXext:@_/\n", max_size=12),
+        st.text(max_size=6),
+    ),
+    max_size=25,
+).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(_piecewise, st.text(max_size=300)))
+def test_fast_path_finds_what_every_rule_finds(text: str) -> None:
+    assert PatternDetector().detect(text) == _reference(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_piecewise, types=st.sets(st.sampled_from(sorted(ENTITY_TYPES)), min_size=1))
+def test_fast_path_with_entity_subsets(text: str, types: set[str]) -> None:
+    assert PatternDetector(types).detect(text) == _reference(text, frozenset(types))
+
+
+def test_fast_path_on_the_generated_corpus_and_lookalikes() -> None:
+    detector = PatternDetector()
+    texts = [d.text for d in generate_corpus(150, seed=21)] + LOOKALIKES
+    texts += [template.format(value) for _, template, value in POSITIVES]
+    texts += [f"see {piece}, then" for piece in _PIECES]
+    for text in texts:
+        assert detector.detect(text) == _reference(text), text
+
+
+def test_triggers_are_written_from_their_first_digit() -> None:
+    """The combined trigger pattern relies on each trigger's rest opening with ``0``."""
+    assert all(rest.startswith(b"0") for _, rest in _TRIGGERS.values())
+    assert _char_classes("Ab9 .-+()é_") == b"Ax0 .-+()xxx"
 
 
 # -- presidio ------------------------------------------------------------------------

@@ -4,12 +4,13 @@ error naming the field; never an unhandled exception, never a silent change."""
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promptlake import ValidationError
-from promptlake.ingest.records import GENERATION_FIELDS
+from promptlake.ingest.records import GENERATION_FIELDS, normalize_text
 
 text = st.text(alphabet=st.characters(codec=None, min_codepoint=0), max_size=200)
 number = st.one_of(
@@ -84,3 +85,16 @@ def test_stored_exactly_or_rejected_by_field(project, record) -> None:
     expected_metadata = record.get("metadata") if record.get("metadata") is not None else {}
     assert same_json(back.metadata, expected_metadata)
     assert back.tags == record.get("tags", [])
+
+
+_spacey = st.text(
+    alphabet=" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1fab.\x85\xa0\u2028\u3000e\u0301", max_size=60
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.one_of(_spacey, text))
+def test_normalize_text_fast_path_is_split_and_join(text) -> None:
+    """The hash normalisation's ASCII fast path folds whitespace exactly as splitting into
+    words and joining them with one space does (content hashes must not change)."""
+    assert normalize_text(text) == " ".join(unicodedata.normalize("NFC", text).split())

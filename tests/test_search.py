@@ -235,3 +235,100 @@ def test_corpus_chunks_retrieves_and_records_grounding(project, tmp_path, dbq) -
     _, ranks = dbq("SELECT rank, score FROM generation_retrievals WHERE generation_id = :g"
                    " ORDER BY rank", {"g": good.id})  # fmt: skip
     assert [r[0] for r in ranks] == [1, 2] and ranks[0][1] == pytest.approx(chunks[0].score)
+
+
+def test_text_search_can_use_the_gin_index_under_rls(project, dbq) -> None:
+    _fill(project)
+    with project.writer(index=True) as w:  # enough rows for an index to pay
+        for i in range(3000):
+            w.log(prompt=f"filler question {i}", output=f"filler answer number {i}")
+    project.embed("hashing-384", build_index=False)
+    # the GIN index's pending list holds the new entries until a cleanup (autovacuum)
+    dbq("SELECT gin_clean_pending_list('ix_generation_search_tsv'::regclass)")
+    dbq("ANALYZE generation_search")
+    _, leakproof = dbq("SELECT proleakproof FROM pg_proc WHERE oid = 'ts_match_vq'::regproc")
+    assert leakproof == [(True,)]  # migration 0006 (the test server's login is a superuser)
+    with project.lake._transaction(project) as conn:
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT generation_id FROM generation_search WHERE project_id = %s"
+                " AND tsv @@ websearch_to_tsquery('english', 'carbonara')",
+                (project.id,),
+            )
+        )
+    assert "ix_generation_search_tsv" in plan, plan
+    hits = project.search("carbonara", mode="text")
+    assert len(hits) == 1 and "carbonara" in hits[0].snippet.lower()
+
+
+def test_migration_0006_is_reversible(empty_database_url) -> None:
+    import sqlalchemy as sa
+
+    from promptlake.db import migrate as migrations
+
+    engine = sa.create_engine(empty_database_url)
+
+    def state() -> tuple:
+        with engine.connect() as conn:
+            leak = conn.execute(
+                sa.text("SELECT proleakproof FROM pg_proc WHERE oid = 'ts_match_vq'::regproc")
+            ).scalar()
+            stats = conn.execute(
+                sa.text("SELECT count(*) FROM pg_statistic_ext WHERE stxname LIKE 'st_generation%'")
+            ).scalar()
+        return leak, stats
+
+    try:
+        migrations.upgrade(engine, "0006")
+        assert state() == (True, 1)
+        migrations.downgrade(engine, "0005")
+        assert state() == (False, 0)
+    finally:
+        engine.dispose()
+
+
+def test_writer_stores_embeddings_and_grounding_and_indexes_text(project, dbq) -> None:
+    chunk = project.corpus.add("Refunds take five business days.", title="refunds") and (
+        project.retrieve("refund", k=1)
+    )
+    emb = HashingEmbedder()
+    with project.writer(batch_size=2, index=True, embedder="hashing-384") as w:
+        ids = [w.log(prompt=p, output=o, model=m, embedding=emb.embed([f"{p}\n{o}"])[0])
+               for p, o, m in ROWS]  # fmt: skip
+        grounded = w.log(prompt="refund?", output="Five business days.", retrieved=chunk)
+        assert w.log(prompt="x", output="y", embedding=[float("nan")] * 384) is None
+        assert w.log(prompt="x", output="y", embedding=[1.0, 2.0], embedder=emb) is None
+    assert w.stats.stored == 7 and len(w.rejected) == 2
+    assert "embedding" in str(w.rejected[0]) and "384" in str(w.rejected[1])
+    assert w.stats.embeddings == 6 and w.stats.text_indexed == 7
+    # searchable at once: full text indexed beside the writer, vectors stored with the rows
+    assert [h.generation_id for h in project.search("carbonara", mode="text")] == [ids[2]]
+    vec = project.search("spaghetti carbonara eggs", mode="vector", embedder="hashing-384", k=1)
+    assert vec[0].generation_id == ids[2]
+    _, grounding = dbq("SELECT generation_id, chunk_id, rank FROM generation_retrievals")
+    assert grounding == [(grounded, chunk[0].id, 1)]
+    report = project.embed("hashing-384", build_index=False)
+    assert (report.embedded, report.text_indexed) == (1, 0)  # only the grounded row lacked one
+
+
+def test_embeddings_at_log_time_for_writers_and_sessions(lake, project, database_url,
+                                                         monkeypatch, dbq) -> None:  # fmt: skip
+    vector = HashingEmbedder().embed(["hello there"])[0]
+    with project.session(end_user_id="u") as s:
+        g = s.log(prompt="hi", output="hello there", embedding=vector, embedder="hashing-384")
+        with pytest.raises(ValidationError, match="embedder"):
+            s.log(prompt="hi", output="again", embedding=vector)
+    _, rows = dbq("SELECT generation_id, embedder, dimension FROM generation_embeddings")
+    assert rows == [(g.id, "hashing-384", 384)]
+    project.grant("wes", "writer")
+    monkeypatch.setenv("PROMPTLAKE_DATABASE_URL", database_url)
+    with promptlake.connect(principal="wes") as other:
+        proj = other.project(project.name, create=False)
+        with pytest.raises(promptlake.PermissionDeniedError):
+            proj.writer(index=True)  # full text is written by admins
+        with proj.writer(embedder="hashing-384") as w:  # embeddings: writers may
+            gid = w.log(prompt="from a writer", output="ok", embedding=vector)
+    _, rows = dbq("SELECT count(*) FROM generation_embeddings WHERE generation_id = :g",
+                  {"g": gid})  # fmt: skip
+    assert rows == [(1,)]

@@ -143,3 +143,55 @@ def test_records_logged_before_an_exception_are_still_written(project) -> None:
         w.log(prompt="kept", output="yes")
         raise RuntimeError("caller failed")
     assert _count(project) == 1
+
+
+def test_chunked_flush_stores_what_one_statement_stores(lake, database_url, monkeypatch) -> None:
+    """A flush longer than STAGE_CHUNK anonymizes and hashes its rows chunk by chunk while
+    the chunk before is inserted: the same rows, text, hashes, findings, duplicates and
+    rejections as one COPY and INSERT of the whole batch."""
+    import psycopg
+
+    from promptlake.ingest import writer as writer_module
+
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        conn.execute(
+            "ALTER TABLE generations ADD CONSTRAINT ck_generations_test_no_forbidden"
+            " CHECK (output <> 'forbidden')"
+        )
+    records = [
+        {
+            "id": uuid7(),
+            "prompt": f"mail user{i}@example.com, card 4111 1111 1111 1111" if i % 3 == 0 else "q",
+            "output": "forbidden" if i == 23 else f"a{i}",
+            "model": "m",
+        }
+        for i in range(50)
+    ]
+    results = {}
+    for chunk in (1000, 7):
+        monkeypatch.setattr(writer_module, "STAGE_CHUNK", chunk)
+        project = lake.project(f"chunk-{chunk}")
+        project.set_pii_policy({"EMAIL": "redact", "CREDIT_CARD": "redact"})
+        with project.writer(batch_size=30) as first:
+            for record in records[:20]:
+                first.log(**record)
+        with project.writer(batch_size=40) as w:  # 20 stored before, one refused
+            for record in records:
+                w.log(**record)
+        _, rows = project.query(
+            "SELECT id, input_text, output, input_hash, content_hash, pii_policy_version"
+            " FROM generations WHERE project_id = :p ORDER BY id",
+            {"p": project.id},
+        )
+        _, findings = project.query(
+            "SELECT generation_id, field, entity_type, start_offset, end_offset"
+            " FROM pii_findings WHERE project_id = :p ORDER BY 1, 2, 4",
+            {"p": project.id},
+        )
+        stats = (w.stats.stored, w.stats.duplicates, [r.item for r in w.rejected])
+        results[chunk] = ([tuple(r) for r in rows], [tuple(f) for f in findings], stats)
+    assert results[7] == results[1000]
+    rows, findings, stats = results[7]
+    assert stats == (29, 20, ["record 24"])
+    assert len(rows) == 49 and not any("@" in row[1] for row in rows)
+    assert len(findings) == 2 * 17

@@ -1,4 +1,7 @@
-"""Search tuning: let the full-text GIN index answer queries under row-level security.
+"""Search tuning: let the full-text GIN index answer queries under row-level security, and
+give the planner true row counts for a project's vectors.
+
+1. Full text under row-level security.
 
 Why. Every project table has forced row-level security. A policy's quals run first, and
 PostgreSQL moves a caller's own condition ahead of them (into an index scan) only if the
@@ -28,6 +31,17 @@ run the statement above once per database). The flag is not part of a ``pg_dump`
 (``promptlake db restore`` sets it again). Only ``ts_match_vq`` is marked: it is the one
 operator the search layer uses (``ts_match_tq``, ``tsvector @@ text``, is not used).
 The downgrade restores core's default (NOT LEAKPROOF), again only as a superuser.
+
+2. Extended statistics on ``generation_embeddings (project_id, embedder)``.
+
+Why. The planner multiplies the frequency of a project by that of an embedder as if they
+were independent, and the policies' role check (a parameter compared with a list) counts as
+another 1%. With a few projects and embedders in the table it expected a handful of rows of
+(project, embedder), sorted them exactly instead of using the HNSW index, and a vector
+query over a 20k-row project took 17 ms instead of 5, growing with the project. An MCV
+statistics object gives the combined frequency of each (project, embedder) pair; the
+planner then sees the project's real size and uses HNSW where it pays. Plain DDL, no
+privilege beyond the table owner's.
 
 Revision ID: 0006
 Revises: 0005
@@ -59,9 +73,17 @@ BEGIN
 END $$"""
 
 
+STATISTICS = "st_generation_embeddings_project_id_embedder"
+
+
 def upgrade() -> None:
     op.execute(_set_leakproof("LEAKPROOF"))
+    op.execute(
+        f"CREATE STATISTICS {STATISTICS} (mcv) ON project_id, embedder FROM generation_embeddings"
+    )
+    op.execute("ANALYZE generation_embeddings")
 
 
 def downgrade() -> None:
+    op.execute(f"DROP STATISTICS IF EXISTS {STATISTICS}")
     op.execute(_set_leakproof("NOT LEAKPROOF"))

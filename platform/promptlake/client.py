@@ -399,13 +399,24 @@ class Project:
         return self._log_one(fields)
 
     def writer(
-        self, batch_size: int = 5000, *, strict: bool = False, retry_seconds: float = 30.0
+        self,
+        batch_size: int = 5000,
+        *,
+        strict: bool = False,
+        retry_seconds: float = 30.0,
+        index: bool = False,
+        embedder: Any = None,
+        language: str = "english",
     ) -> Writer:
         """A buffered bulk writer (binary COPY); use as a context manager.
 
         A flush that meets an unavailable database retries for ``retry_seconds``, then
-        journals its batch locally (see ``promptlake replay``)."""
-        return Writer(self, batch_size=batch_size, strict=strict, retry_seconds=retry_seconds)
+        journals its batch locally (see ``promptlake replay``). ``log(..., embedding=v)``
+        stores ``v`` under ``embedder`` (a name, or per call ``embedder=``) with the row;
+        ``index=True`` (admins) also full-text indexes each committed batch in the
+        background, so rows are searchable when the writer closes (search/live.py)."""
+        return Writer(self, batch_size=batch_size, strict=strict, retry_seconds=retry_seconds,
+                      index=index, embedder=embedder, language=language)  # fmt: skip
 
     def import_file(self, path: str | Path, format: str, **options: Any) -> ImportReport:
         """Stream a file (sharegpt, openai, alpaca, mtbench, csv) into this project.
@@ -557,8 +568,14 @@ class Project:
         )
 
     def _log_one(self, fields: Mapping[str, Any], session: Session | None = None) -> Generation:
-        retrieved = fields.get("retrieved")
-        row = self._prepare({k: v for k, v in fields.items() if k != "retrieved"})
+        search_fields = ("retrieved", "embedding", "embedder")
+        row = self._prepare({k: v for k, v in fields.items() if k not in search_fields})
+        extras = None
+        if fields.get("retrieved") or fields.get("embedding") is not None:
+            from .search.live import log_extras
+
+            extras = log_extras(self, row.id, fields.get("embedding"), fields.get("embedder"),
+                                fields.get("retrieved"))  # fmt: skip
         if session is not None:
             row.session_id = session.id
             if row.seq is None:
@@ -573,10 +590,10 @@ class Project:
                     if row.attachments:
                         insert_attachments(conn, attachment_rows(self.id, row))
                     store_side_rows(conn, self, [row])
-                    if retrieved:
-                        from .search.corpus import insert_retrievals, retrieval_rows
+                    if extras:
+                        from .search.live import write_log_extras
 
-                        insert_retrievals(conn, retrieval_rows(self.id, row.id, retrieved))
+                        write_log_extras(conn, self, [extras])
         except ValidationError as exc:
             problem = exc.problems[0]
             value = {
@@ -668,6 +685,8 @@ class Session:
         seq: int | None = None,
         id: uuid.UUID | str | None = None,
         retrieved: Iterable[Any] | None = None,
+        embedding: Any = None,
+        embedder: Any = None,
     ) -> Generation:
         """Store one generation in this session and return it.
 
@@ -675,6 +694,8 @@ class Session:
         previous generation of a chain; ``origin="synthetic"`` requires ``generator``.
         A client-chosen ``id`` makes the call idempotent: repeating it stores nothing new.
         ``retrieved`` records the corpus chunks (from ``retrieve``) the answer was grounded in.
+        ``embedding`` (a vector the application already has) is stored under ``embedder``
+        (its name) in the same transaction, for ``search(..., embedder=...)``.
         """
         fields = {k: v for k, v in locals().items() if k != "self" and v is not None}
         return self.project._log_one(fields, session=self)

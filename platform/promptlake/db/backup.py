@@ -3,7 +3,10 @@
 ``dump`` writes a custom-format archive with ``pg_dump``: every table, policy, grant,
 function and view of the database. Roles are cluster-wide, so ``restore`` first makes
 sure promptlake's roles exist on the target server, then runs ``pg_restore`` in a single
-transaction: a failed restore changes nothing.
+transaction: a failed restore changes nothing. A dump holds no change to ``pg_catalog``,
+so ``restore`` then marks ``ts_match_vq`` LEAKPROOF again, as migration 0006 did (when the
+login is a superuser), or full-text search would silently lose its index under row-level
+security.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ DO $$ BEGIN
 END $$;
 GRANT promptlake_admin, promptlake_writer, promptlake_analyst, promptlake_viewer
    TO promptlake_app;
+"""
+# as in migration 0006 (which explains why it is safe); a no-op for other logins
+LEAKPROOF_SQL = """
+DO $$ BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    ALTER FUNCTION pg_catalog.ts_match_vq(tsvector, tsquery) LEAKPROOF;
+  END IF;
+END $$;
 """
 
 
@@ -82,3 +93,5 @@ def restore(url: str, path: Path, *, replace: bool = False) -> None:
         conn.execute(ROLES_SQL)
     _run([_tool("pg_restore"), "--clean", "--if-exists", "--single-transaction",
           "--exit-on-error", "--dbname", _libpq(url), str(path)], "pg_restore")  # fmt: skip
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(LEAKPROOF_SQL)

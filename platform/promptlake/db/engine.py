@@ -7,6 +7,7 @@ do, so callers never need to import psycopg or SQLAlchemy exception types.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,10 +67,14 @@ def _switch_to_app_role(dbapi_connection: psycopg.Connection, _record: object) -
     dbapi_connection.commit()
 
 
-def _json_dumps(value: object) -> str:
-    import json
+_JSON_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+def _json_dumps(value: object) -> str:
+    """``json.dumps(value, ensure_ascii=False, allow_nan=False)``, with one encoder made
+    once: ``json.dumps`` builds a new one on every call that passes an option, and every
+    jsonb value written (several per generation, on the bulk path) comes through here."""
+    return _JSON_ENCODE(value)
 
 
 def describe(url: str) -> str:

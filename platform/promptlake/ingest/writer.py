@@ -1,33 +1,44 @@
 """The bulk write path: buffered generations flushed with binary COPY.
 
-One flush is one transaction. Before it is sent, every record has been validated
-(``records.py``) and every reference it makes (parent, session, prompt version, run) has
-been checked against the batch and the project, so a bad record is set aside with its
-reason instead of failing the batch. The COPY itself goes straight into ``generations``;
-only when it meets rows that are already stored (a retried batch) does the flush fall back
-to a staging table and ``INSERT ... ON CONFLICT DO NOTHING``, which is what makes a retry
-idempotent without slowing the first attempt. Anything the database still refuses is
-isolated by bisection, so the good rows of the batch are kept.
+One flush is one transaction, and returns only once it committed. Every record was
+validated by ``log`` (``records.py``), and every reference it makes (parent, session,
+prompt version, run) is checked against the batch and the project, so a bad record is set
+aside with its reason instead of failing the batch. PostgreSQL refuses ``COPY FROM`` into
+a table under row-level security, so rows travel by binary COPY into a temporary stage
+and reach ``generations`` (and sessions, ``sessions``) by ``INSERT ... SELECT ... ON
+CONFLICT DO NOTHING``, where the policies check them and which makes a retried batch
+store nothing twice. Anything the database still refuses is isolated by bisection, so the
+good rows of the batch are kept.
+
+Speed: the client's longest step (applying the PII policy and hashing, about a third of
+a row's cost) has no use for the database, and the database's longest step (the INSERT
+from the stage) has no use for the client. So ``log`` only validates, and the flush
+anonymizes, hashes and encodes the rows chunk by chunk while the chunk before is being
+inserted (:func:`stage_overlapped`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import Copy, FileWriter
 
 from ..db.engine import problem_from_db_error
 from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
-from .records import HASH_VERSION, GenerationRow, _Collector
+from ..tracking.context import with_active_run
+from .records import HASH_VERSION, GenerationRow, _Collector, finish_generation, prepare_generation
 
 if TYPE_CHECKING:
     from ..client import Project
@@ -122,6 +133,8 @@ class WriteStats:
     journaled: int = 0
     retries: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    embeddings: int = 0  # embeddings given to ``log`` and stored (search/live.py)
+    text_indexed: int = 0  # rows full-text indexed beside the writer (``index=True``)
 
 
 @dataclass
@@ -145,6 +158,9 @@ class Writer:
         batch_size: int = 5000,
         strict: bool = False,
         retry_seconds: float = 30.0,
+        index: bool = False,
+        embedder: Any = None,
+        language: str = "english",
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -162,7 +178,19 @@ class Writer:
         self._flushing_sessions: Mapping[uuid.UUID, Any] = {}
         self._present: set[uuid.UUID] = set()
         self._erased_sessions: set[uuid.UUID] = set()
+        # the PII policy each buffered row was logged under (by row object: see _validate)
+        self._anonymize: dict[int, Callable[[GenerationRow], None]] = {}
         self._count = 0
+        # search (search/live.py): embeddings and retrievals given to log(), written in the
+        # flush's transaction; with ``index``, committed batches are full-text indexed
+        self.embedder = embedder
+        self._search: dict[uuid.UUID, Any] = {}
+        self._embedded = 0
+        self._indexer = None
+        if index:
+            from ..search.live import BackgroundIndexer
+
+            self._indexer = BackgroundIndexer(project, language)
 
     # -- public API -------------------------------------------------------------------
 
@@ -201,8 +229,14 @@ class Writer:
         if it was rejected (see :attr:`rejected`)."""
         self._count += 1
         label = item or f"record {self._count}"
+        search = (fields.pop("embedding", None), fields.pop("embedder", None) or self.embedder,
+                  fields.pop("retrieved", None))  # fmt: skip
         try:
-            row = self.project._prepare(fields)
+            row = self._validate(fields)
+            if search[0] is not None or search[2]:
+                from ..search.live import log_extras
+
+                self._search[row.id] = log_extras(self.project, row.id, *search)
         except ValidationError as exc:
             return self._reject(label, _maybe_uuid(fields.get("id")), exc.problems)
         if row.session_id is not None and row.seq is None and row.session_id in self._seq:
@@ -277,9 +311,11 @@ class Writer:
                 delay = min(delay * 2, 2.0)
         self._known_sessions.update(self._sessions)
         self._known_generations.update(self._present)
+        self._after_search_flush()
         if len(self._known_generations) > 2_000_000:
             self._known_generations.clear()  # bounded memory; unknown ids are looked up
         self._rows, self._sessions, self._scores = [], {}, []
+        self._anonymize.clear()
         self.stats.stored += stored
         self.stats.scores_stored += scored
         return stored
@@ -294,6 +330,7 @@ class Writer:
                 stored = self._write_generations(conn, rows)
                 self._write_attachments(conn, rows)
                 store_side_rows(conn, self.project, [r for _, r in rows if r.id in self._present])
+                self._write_search(conn, rows)
                 scored = self._write_scores(conn, scores)
         finally:
             self._flushing_sessions = {}
@@ -304,6 +341,7 @@ class Writer:
         from ..privacy import keys
         from .journal import write
 
+        self._finish(self._rows)  # the journal holds rows as they would have been stored
         master = None
         if any(row.vault_originals for _, row in self._rows):
             master = keys.master_key(self.project.lake.settings)
@@ -317,6 +355,7 @@ class Writer:
         count = len(self._rows)
         self.stats.journaled += count
         self._rows, self._sessions, self._scores = [], {}, []
+        self._anonymize.clear()
         raise IngestInterruptedError(
             f"the database stayed unavailable for {self.retry_seconds:g} s ({cause}); kept"
             f" {count} generations in {path}: run `promptlake replay` to store them",
@@ -324,8 +363,39 @@ class Writer:
             count,
         ) from cause
 
+    def _write_search(self, conn: psycopg.Connection, rows: list) -> None:
+        """Retrievals given to ``log`` and (without ``index``) embeddings, in the flush's
+        transaction; with ``index`` the embeddings go to the background indexer."""
+        self._embedded = 0
+        if self._search:
+            from ..search.live import write_log_extras
+
+            extras = [self._search[r.id] for _, r in rows
+                      if r.id in self._present and r.id in self._search]  # fmt: skip
+            if self._indexer is not None:
+                extras = [(None, grounding) for _, grounding in extras]
+            self._embedded = write_log_extras(conn, self.project, extras)
+
+    def _after_search_flush(self) -> None:
+        """After a commit: count the embeddings, hand the batch to the background indexer."""
+        self.stats.embeddings += self._embedded
+        self._embedded = 0
+        batch = [row for _, row in self._rows if row.id in self._present]
+        extras = [self._search.pop(row.id, None) for _, row in self._rows]
+        if self._indexer is not None:  # the embeddings of rows stored by this flush
+            vectors = [e[0] for e in extras if e is not None and e[0] is not None
+                       and e[0][0] in self._present]  # fmt: skip
+            self._indexer.submit(batch, vectors)
+
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            if self._indexer is not None:
+                indexer, self._indexer = self._indexer, None
+                indexed, embedded = indexer.close()
+                self.stats.text_indexed += indexed
+                self.stats.embeddings += embedded
         if self.stats.rejected:
             log.warning("%d records were rejected; see Writer.rejected", len(self.stats.rejected))
 
@@ -337,6 +407,32 @@ class Writer:
         self.close()
 
     # -- internals ----------------------------------------------------------------------
+
+    def _validate(self, fields: Mapping[str, Any]) -> GenerationRow:
+        """What ``Project._prepare`` does, less its last step. The record is validated now,
+        with the active run filled in and the size limits applied, so a bad one is rejected
+        by ``log`` itself; the live PII policy is looked up now too, but applied (with the
+        content hashes) by :meth:`_finish` at flush time, chunk by chunk, while the
+        database inserts the chunk before (:func:`stage_overlapped`). Nothing unfinished
+        is ever sent or journaled."""
+        settings = self.project.lake.settings
+        anonymize = self.project._anonymizer()
+        row = prepare_generation(
+            with_active_run(self.project.id, fields),
+            max_bytes=settings.max_text_bytes,
+            max_attachment_bytes=settings.max_attachment_bytes,
+            finish=False,
+        )
+        if anonymize is not None:
+            # keyed by the row object, not its id: a batch may hold one id twice
+            self._anonymize[id(row)] = anonymize
+        return row
+
+    def _finish(self, rows: Iterable[tuple[str, GenerationRow]]) -> None:
+        """Anonymize and hash the rows not finished yet (journal replays arrive finished)."""
+        for _, row in rows:
+            if not row.content_hash:
+                finish_generation(row, self._anonymize.get(id(row)))
 
     def _reject(self, item: str, rid: uuid.UUID | None, problems: Iterable[Problem]) -> None:
         rejection = Rejection(item, rid, tuple(problems))
@@ -357,24 +453,14 @@ class Writer:
             del sessions[sid]
             self._erased_sessions.add(sid)
         pid = self.project.id
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO sessions (project_id, id, end_user_id, name, tags, metadata,"
-                " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                [
-                    (
-                        pid,
-                        s["id"],
-                        s["end_user_id"],
-                        s["name"],
-                        s["tags"],
-                        psycopg.types.json.Jsonb(s["metadata"]),
-                        s["started_at"],
-                    )
-                    for s in sorted(sessions.values(), key=lambda s: s["id"])
-                ],
-            )
+        stage_sessions(
+            conn,
+            [
+                (pid, s["id"], s["end_user_id"], s["name"], s["tags"], s["metadata"],
+                 s["started_at"])
+                for s in sorted(sessions.values(), key=lambda s: s["id"])
+            ],
+        )  # fmt: skip
 
     def _check_references(
         self, conn: psycopg.Connection, rows: list[tuple[str, GenerationRow]]
@@ -450,16 +536,35 @@ class Writer:
         rows = self._check_references(conn, rows)
         model_ids = self.project.lake._model_ids(conn, self.project, {r.model for _, r in rows})
         rows = sorted(rows, key=lambda item: item[1].id)  # one lock order for every writer
-        tuples = [generation_tuple(self.project.id, r, model_ids.get(r.model)) for _, r in rows]
-        return self._insert_isolating(conn, rows, tuples)
+        pid = self.project.id
 
-    def _insert_isolating(self, conn, rows, tuples) -> int:
-        """Insert the rows; on refusal, split the batch until the refused rows are found."""
+        def make(chunk: list[tuple[str, GenerationRow]]) -> list[tuple]:
+            self._finish(chunk)
+            return [generation_tuple(pid, r, model_ids.get(r.model)) for _, r in chunk]
+
+        return self._insert_isolating(conn, rows, make=make)
+
+    def _insert_isolating(
+        self,
+        conn: psycopg.Connection,
+        rows: list[tuple[str, GenerationRow]],
+        tuples: list[tuple] | None = None,
+        make: Callable[[list[tuple[str, GenerationRow]]], list[tuple]] | None = None,
+    ) -> int:
+        """Insert the rows; on refusal, split the batch until the refused rows are found.
+
+        The first attempt gets ``make`` instead of ``tuples``: it finishes the rows and
+        builds their tuples chunk by chunk, overlapped with the inserts
+        (:func:`stage_overlapped`); the bisection after a refusal works on the tuples."""
         try:
             with conn.transaction():
-                stored = stage_and_insert(conn, tuples)
-            self.stats.duplicates += len(tuples) - stored
-            self._present.update(values[1] for values in tuples)
+                if tuples is None:
+                    assert make is not None
+                    stored = stage_overlapped(conn, rows, make)
+                else:
+                    stored = stage_and_insert(conn, tuples)
+            self.stats.duplicates += len(rows) - stored
+            self._present.update(row.id for _, row in rows)
             return stored
         except psycopg.errors.IntegrityError as exc:
             if len(rows) == 1:
@@ -471,6 +576,9 @@ class Writer:
                 label, row = rows[0]
                 self._reject(label, row.id, [Problem("row", f"refused by the database: {exc}")])
                 return 0
+        if tuples is None:
+            assert make is not None
+            tuples = make(rows)
         middle = len(rows) // 2
         first = self._insert_isolating(conn, rows[:middle], tuples[:middle])
         return first + self._insert_isolating(conn, rows[middle:], tuples[middle:])
@@ -550,6 +658,52 @@ _INSERT_FROM_STAGE = sql.SQL(
 ).format(cols=_COLUMNS_SQL)
 
 
+SESSION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project_id", "uuid"),
+    ("id", "uuid"),
+    ("end_user_id", "text"),
+    ("name", "text"),
+    ("tags", "text[]"),
+    ("metadata", "jsonb"),
+    ("started_at", "timestamptz"),
+)
+SESSION_COLUMN_TYPES = [kind for _, kind in SESSION_COLUMNS]
+_SESSION_COLUMNS_SQL = sql.SQL(", ").join(sql.Identifier(name) for name, _ in SESSION_COLUMNS)
+_CREATE_SESSION_STAGE = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS promptlake_session_stage ({}) ON COMMIT DELETE ROWS"
+).format(
+    sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+        for name, kind in SESSION_COLUMNS
+    )
+)
+_COPY_SESSION_STAGE = sql.SQL(
+    "COPY promptlake_session_stage ({}) FROM STDIN (FORMAT BINARY)"
+).format(_SESSION_COLUMNS_SQL)
+_INSERT_SESSIONS_FROM_STAGE = sql.SQL(
+    "INSERT INTO sessions ({cols}) SELECT {cols} FROM promptlake_session_stage"
+    " ON CONFLICT DO NOTHING"
+).format(cols=_SESSION_COLUMNS_SQL)
+
+
+def stage_sessions(conn: psycopg.Connection, tuples: list[tuple]) -> int:
+    """Sessions (in :data:`SESSION_COLUMNS` order) the way :func:`stage_and_insert` writes
+    generations: binary COPY into a temporary table, then one INSERT ... SELECT under the
+    row-level security policies, ``ON CONFLICT DO NOTHING`` for retries. A batch of
+    thousands of sessions costs one statement instead of one executed INSERT each."""
+    if not tuples:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(_CREATE_SESSION_STAGE)
+        cur.execute("TRUNCATE promptlake_session_stage")
+        with cur.copy(_COPY_SESSION_STAGE) as copy:
+            copy.set_types(SESSION_COLUMN_TYPES)
+            for values in tuples:
+                copy.write_row(values)
+        cur.execute(_INSERT_SESSIONS_FROM_STAGE)
+        return cur.rowcount
+
+
 def stage_and_insert(conn: psycopg.Connection, tuples: list[tuple]) -> int:
     """Binary COPY into a temporary table, then one INSERT ... SELECT into ``generations``.
 
@@ -561,12 +715,93 @@ def stage_and_insert(conn: psycopg.Connection, tuples: list[tuple]) -> int:
     with conn.cursor() as cur:
         cur.execute(_CREATE_STAGE)
         cur.execute("TRUNCATE promptlake_stage")
-        with cur.copy(_COPY_STAGE) as copy:
-            copy.set_types(COLUMN_TYPES)
-            for values in tuples:
-                copy.write_row(values)
+    _copy_to_stage(conn, tuples)
+    return _insert_from_stage(conn)
+
+
+STAGE_CHUNK = 1000
+"""Rows per COPY + INSERT of :func:`stage_overlapped`: small enough that most of a batch's
+finishing hides behind the inserts, large enough that the per-statement costs vanish."""
+
+_Item = TypeVar("_Item")
+
+
+def stage_overlapped(
+    conn: psycopg.Connection,
+    rows: list[_Item],
+    make: Callable[[list[_Item]], list[tuple]],
+    chunk: int | None = None,
+) -> int:
+    """:func:`stage_and_insert` for ``make(rows)``, one chunk at a time, building each
+    chunk's tuples while the database inserts the previous chunk. Returns how many rows
+    were new.
+
+    The ``INSERT ... SELECT`` from the stage is the longest step of a flush, and the client
+    only waits for it; finishing rows (PII scan, hashing) and encoding them as COPY data are
+    the longest client steps, and need no database. So this thread finishes and encodes
+    chunk *n + 1* while a helper thread runs the INSERT of chunk *n*, waiting on the socket
+    (without the GIL); then it sends chunk *n + 1* to the stage. The connection is used by
+    one thread at a time, and all of it happens in the caller's transaction: the result,
+    or the exception that aborts the attempt, is that of one :func:`stage_and_insert` of
+    every row.
+    """
+    size = chunk or STAGE_CHUNK
+    # a short first chunk: its finishing is the one thing no insert hides
+    first = max(1, size // 4) if len(rows) > size else size
+    parts = [rows[:first]] + [rows[i : i + size] for i in range(first, len(rows), size)]
+    if len(parts) <= 1:
+        return stage_and_insert(conn, make(rows)) if rows else 0
+    with conn.cursor() as cur:
+        cur.execute(_CREATE_STAGE)
+        cur.execute("TRUNCATE promptlake_stage")
+    stored = 0
+    with (
+        conn.cursor() as encoder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptlake-stage") as pool,
+    ):
+        pending: Future[int] | None = None
+        data = _copy_data(encoder, make(parts[0]))
+        for n in range(len(parts)):
+            if pending is not None:
+                stored += pending.result()  # the stage is empty again
+            with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
+                copy.write(data)
+            pending = pool.submit(_insert_from_stage, conn, True)
+            if n + 1 < len(parts):
+                data = _copy_data(encoder, make(parts[n + 1]))
+        assert pending is not None
+        stored += pending.result()
+    return stored
+
+
+def _copy_data(cursor: psycopg.Cursor, tuples: list[tuple]) -> bytes:
+    """``tuples`` as binary COPY data for the stage, encoded without using the connection:
+    a ``Copy`` on a ``FileWriter``, the way psycopg documents writing COPY data to a file.
+    The cursor only lends its adapters (the connection's JSON dumper among them)."""
+    buffer = io.BytesIO()
+    with Copy(cursor, binary=True, writer=FileWriter(buffer)) as copy:
+        copy.set_types(COLUMN_TYPES)
+        for values in tuples:
+            copy.write_row(values)
+    return buffer.getvalue()
+
+
+def _copy_to_stage(conn: psycopg.Connection, tuples: list[tuple]) -> None:
+    with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
+        copy.set_types(COLUMN_TYPES)
+        for values in tuples:
+            copy.write_row(values)
+
+
+def _insert_from_stage(conn: psycopg.Connection, empty: bool = False) -> int:
+    """INSERT the staged rows into ``generations``; with ``empty``, TRUNCATE the stage
+    after. Returns how many rows were new."""
+    with conn.cursor() as cur:
         cur.execute(_INSERT_FROM_STAGE)
-        return cur.rowcount
+        stored = cur.rowcount
+        if empty:
+            cur.execute("TRUNCATE promptlake_stage")
+    return stored
 
 
 def attachment_rows(project_id: uuid.UUID, row: GenerationRow) -> list[tuple]:

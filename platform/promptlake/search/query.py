@@ -6,9 +6,17 @@ dimension go in as quoted literals (``psycopg.sql.Literal``) so the planner can 
 per-embedder partial HNSW index.
 
 - text: ``websearch_to_tsquery(language, q)`` against ``generation_search.tsv`` (GIN),
-  ranked by ``ts_rank_cd``;
+  ranked by ``ts_rank_cd``. Under forced row-level security the GIN index is usable only
+  because migration 0006 marks ``ts_match_vq`` (``@@``) LEAKPROOF; without it (a
+  non-superuser migrated) every text search scans the project's rows (≈ 60 ms at 100k).
+  That choice keeps the access rule in the policies: the alternatives were a SECURITY
+  DEFINER search function (the rule would move into its code) or a lexeme side table with
+  btree lookups (4M rows at 100k generations, and phrase and prefix queries re-implemented);
 - vector: cosine distance ``<=>`` on ``vector::vector(D)`` (HNSW), with
-  ``hnsw.iterative_scan = relaxed_order`` so filtered searches still return k rows;
+  ``hnsw.iterative_scan = relaxed_order`` so filtered searches still return k rows, and
+  ``hnsw.ef_search`` = max(200, 2 × candidates) (:func:`ef_search`), both set per
+  transaction (``set_config(..., true)``) in the same round trip as the query (pipeline);
+  ``promptlake bench search`` measures exactly these settings;
 - hybrid: each list keeps its best ``candidates`` rows, and the fused score is
   ``sum(1 / (rrf_k + position))`` over the lists a row appears in (RRF, rrf_k = 60).
 
@@ -37,6 +45,20 @@ if TYPE_CHECKING:
 
 MODES = ("hybrid", "text", "vector")
 RRF_K = 60
+EF_SEARCH_MIN = 200  # recall@10 0.98 at 100k rows with ef_construction 128 (bench search)
+# per transaction (set_config(..., true)): nothing leaks to the pooled connection's next use
+HNSW_SETTINGS = (
+    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+    " set_config('hnsw.ef_search', %s, true)"
+)
+
+
+def ef_search(candidates: int) -> int:
+    """``hnsw.ef_search`` for a vector list of ``candidates`` rows: twice the list, at least
+    :data:`EF_SEARCH_MIN`, at most pgvector's 1000."""
+    return min(1000, max(EF_SEARCH_MIN, 2 * candidates))
+
+
 CONTENT_SQL = FIELD_TEXT_SQL["content"]
 
 
@@ -186,6 +208,7 @@ def search(
         "SELECT NULL::uuid AS id, NULL::float8 AS distance, NULL::bigint AS vector_pos WHERE false"
     )
     known: set[str] = project.lake.__dict__.setdefault("_ts_configs", set())
+    settings: tuple[str, ...] | None = None
     with project.lake._transaction(project) as conn:
         if language not in known:
             known.add(check_language(conn, language))
@@ -204,9 +227,7 @@ def search(
             _register_vector(project, conn)
             params["vec"] = np.asarray(emb.embed([query])[0], dtype=np.float32)
             expr = sql.SQL("(e.vector::vector({}))").format(sql.Literal(emb.dimension))
-            conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-                         " set_config('hnsw.ef_search', %s, true)",
-                         (str(min(1000, max(100, 2 * n))),))  # fmt: skip
+            settings = (str(ef_search(n)),)
             vector_part = sql.SQL(
                 "SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS vector_pos"
                 " FROM (SELECT e.generation_id AS id, ({expr} <=> %(vec)s::vector({dim}))::float8"
@@ -231,5 +252,9 @@ def search(
             " LEFT JOIN models m ON m.project_id = g.project_id AND m.id = g.model_id"
             " ORDER BY f.score DESC, f.id"
         ).format(text_part=text_part, vector_part=vector_part, content=sql.SQL(CONTENT_SQL))
-        rows = conn.execute(statement, params).fetchall()
+        with conn.pipeline():  # the settings and the query in one round trip
+            if settings is not None:
+                conn.execute(HNSW_SETTINGS, settings)
+            cursor = conn.execute(statement, params)
+        rows = cursor.fetchall()
     return [SearchHit(r[0], r[1] or "", r[2], r[3], float(r[4]), r[5], r[6]) for r in rows]

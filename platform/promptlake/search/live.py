@@ -1,0 +1,296 @@
+"""Search indexing beside the bulk writer (``project.writer(index=True)``), and embeddings
+given at log time (``log(..., embedding=vector, embedder=name)``).
+
+Why a background thread. Full text is CPU work on the server: per 500-character row
+≈ 56 µs of ``to_tsvector`` (the parser; stemming is ≈ 7% of it) and ≈ 23 µs of GIN upkeep
+(pending-list merges; a larger ``gin_pending_list_limit`` or ``work_mem`` saved < 10%,
+``fastupdate = off`` was 10× slower), ≈ 9 s per 100k rows: more than logging the rows
+costs (≈ 4.5 s of Python and ≈ 3 s of server per 100k). Done inside each flush it would cut
+ingest below half. But a writer leaves a core idle: while Python validates the next batch
+the server waits, and while the server inserts a batch Python waits. So once a batch has
+committed, its rows go to one worker thread that indexes them in its own transaction
+while the writer goes on; at most one batch is in flight (a writer faster than its indexer
+waits for it, so memory stays bounded), and ``close()`` returns only when every committed
+row is indexed, or raises the indexer's error. A crash in between leaves rows unindexed,
+never wrong: ``promptlake embed`` (:func:`promptlake.search.index.index_text`) fills them.
+The gain needs a free core: on 2 cores shared with other work (load ≈ 2–3) ``promptlake
+bench search`` measured 0.33–0.41× the plain writer's rows/s, the same as indexing after
+the load; the CPU cost (≈ 3× the plain writer's) is the floor.
+
+Embeddings passed at log time (COPY into a temporary table, then one INSERT … SELECT under
+row-level security: ≈ 25 µs of server time per 384-d vector) are stored in the logging
+transaction itself, so they commit or roll back with their generation; with ``index=True``
+they go to the indexer's transaction with the batch's full text instead (they are half of
+the indexing work left on the logging path). If the indexer fails, ``close()`` raises and
+says so; logging the same records again (same ids) stores only what is missing, and
+``promptlake embed`` fills any full text. Writers may insert embeddings (migration 0003);
+full text needs the admin role (migration 0004), so ``index=True`` checks it when the
+writer opens. An HNSW index on the embedder makes every insert a graph search (≈ 100
+rows/s): bulk loads go before ``promptlake embed`` builds it, or after
+:func:`promptlake.search.index.drop_hnsw`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..db.engine import translate
+from ..errors import Problem, ValidationError
+from .index import CONTENT_SQL, MAX_TSV_CHARS, check_language
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from ..client import Project
+
+_CREATE_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS promptlake_embedding_stage"
+    " (generation_id uuid, vector vector) ON COMMIT DELETE ROWS"
+)
+_COPY_STAGE = "COPY promptlake_embedding_stage (generation_id, vector) FROM STDIN (FORMAT BINARY)"
+_INSERT = (
+    "INSERT INTO generation_embeddings (project_id, generation_id, embedder, dimension, vector)"
+    " SELECT %s, generation_id, %s, %s, vector FROM promptlake_embedding_stage"
+    " ON CONFLICT DO NOTHING"
+)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+_COPY_TRAILER = b"\xff\xff"
+
+
+def _copy_payload(ids: Sequence[uuid.UUID], vectors: np.ndarray) -> bytes:
+    """The binary COPY stream of ``(uuid, vector)`` rows, built by numpy in one go.
+
+    Every row has the same layout (field count; 16-byte uuid; pgvector's binary form:
+    int16 dimension, int16 unused, big-endian float4s), so a structured array is the whole
+    stream: ≈ 10x cheaper than ``write_row`` per vector, which cost ≈ 15 µs of Python each
+    on the logging path."""
+    dim = vectors.shape[1]
+    layout = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", "u1", (16,)),
+                       ("vec_len", ">i4"), ("dim", ">i2"), ("unused", ">i2"),
+                       ("vec", ">f4", (dim,))])  # fmt: skip
+    rows = np.zeros(len(ids), dtype=layout)
+    rows["fields"], rows["id_len"], rows["vec_len"], rows["dim"] = 2, 16, 4 + 4 * dim, dim
+    rows["id"] = np.frombuffer(b"".join(i.bytes for i in ids), dtype=np.uint8).reshape(-1, 16)
+    rows["vec"] = vectors
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
+
+
+# The batch's own values (as stored: after anonymization) go back as arrays, so the indexer
+# never reads ``generations``: during a bulk load the planner's statistics describe a table
+# a fraction of its size, and reading the batch back by id chose an index on project_id
+# alone (2, 4, 9, 13, 19 s per 5k-row batch, growing with the rows logged). The text is
+# assembled by the same SQL expression as the backfill's, so the tsvector is identical.
+_INDEX_TEXT = (
+    "INSERT INTO generation_search (project_id, generation_id, language, tsv, source_hash)"
+    " SELECT %(p)s, g.id, %(lang)s::text,"
+    f" to_tsvector(%(lang)s::regconfig, left({CONTENT_SQL}, {MAX_TSV_CHARS})), g.content_hash"
+    " FROM (SELECT u.id, u.input_text, u.messages::jsonb AS input_messages, u.output,"
+    " u.content_hash FROM unnest(%(ids)s::uuid[], %(input_text)s::text[],"
+    " %(messages)s::text[], %(output)s::text[], %(hashes)s::bytea[])"
+    " AS u(id, input_text, messages, output, content_hash)) g"
+    # a row indexed before keeps its entry (a stale one is refreshed by the backfill)
+    " ON CONFLICT (project_id, generation_id) DO NOTHING"
+)
+
+
+def embedding_value(value: Any, embedder: Any) -> tuple[str, np.ndarray]:
+    """``(embedder name, float32 vector)`` for an ``embedding=`` argument, or a ValidationError.
+
+    ``embedder`` is a name or an object with ``name`` (and ``dimension``, checked)."""
+    name = embedder if isinstance(embedder, str) else getattr(embedder, "name", None)
+    if not name or not isinstance(name, str):
+        raise ValidationError(
+            [Problem("embedder", "an embedding needs the name of its embedder (embedder=...)")]
+        )
+    if type(value) is np.ndarray and value.dtype == np.float32:
+        array = value  # the common case, taken as is (this runs once per logged row)
+    else:
+        try:
+            array = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            array = np.zeros(0, dtype=np.float32)
+    expected = getattr(embedder, "dimension", None)
+    if array.ndim != 1 or not 1 <= array.size <= 16_000:
+        raise ValidationError(
+            [Problem("embedding", "must be a 1-d sequence of 1 to 16,000 finite numbers")]
+        )
+    if expected is not None and array.size != expected:
+        raise ValidationError(
+            [Problem("embedding", f"has {array.size} numbers; {name} makes {expected}")]
+        )
+    # one dot product answers "finite and not all zeros" for all but huge values
+    with np.errstate(all="ignore"):  # an overflowing norm is judged below, not warned about
+        norm = float(np.dot(array, array))
+    if not 0.0 < norm < float("inf"):
+        if not np.isfinite(array).all():
+            raise ValidationError(
+                [Problem("embedding", "must be a 1-d sequence of 1 to 16,000 finite numbers")]
+            )
+        if not array.any():
+            raise ValidationError(
+                [Problem("embedding", "must not be all zeros (cosine needs a norm)")]
+            )
+    return name, array
+
+
+def log_extras(
+    project: Project,
+    generation_id: uuid.UUID,
+    embedding: Any = None,
+    embedder: Any = None,
+    retrieved: Any = None,
+) -> tuple[tuple[uuid.UUID, str, np.ndarray] | None, list[tuple]] | None:
+    """The search rows a logged generation brings: its embedding and its retrievals
+    (``generation_retrievals`` rows), validated; None when it brings neither."""
+    from .corpus import retrieval_rows
+
+    vector = None
+    if embedding is not None:
+        name, array = embedding_value(embedding, embedder)
+        vector = (generation_id, name, array)
+    grounding: list[tuple] = []
+    if retrieved:
+        try:
+            grounding = retrieval_rows(project.id, generation_id, retrieved)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise ValidationError(
+                [Problem("retrieved", "must be chunks, chunk ids or (chunk id, score) pairs")]
+            ) from None
+    return (vector, grounding) if vector is not None or grounding else None
+
+
+def write_log_extras(
+    conn: psycopg.Connection,
+    project: Project,
+    extras: Sequence[tuple[tuple[uuid.UUID, str, np.ndarray] | None, list[tuple]]],
+) -> int:
+    """Store what :func:`log_extras` returned, in the logging transaction; returns how many
+    embeddings were new."""
+    from .corpus import insert_retrievals
+
+    insert_retrievals(conn, [row for _, grounding in extras for row in grounding])
+    return store_embeddings(conn, project, [vec for vec, _ in extras if vec is not None])
+
+
+def store_embeddings(
+    conn: psycopg.Connection,
+    project: Project,
+    rows: Sequence[tuple[uuid.UUID, str, np.ndarray]],
+) -> int:
+    """Insert ``(generation id, embedder, vector)`` rows in ``conn``'s transaction; an
+    embedding already stored for the same generation and embedder is kept."""
+    groups: dict[tuple[str, int], list[tuple[uuid.UUID, np.ndarray]]] = {}
+    for gid, name, vector in rows:
+        groups.setdefault((name, vector.size), []).append((gid, vector))
+    stored = 0
+    with conn.cursor() as cur:
+        cur.execute(_CREATE_STAGE)
+        for (name, dim), items in groups.items():
+            cur.execute("TRUNCATE promptlake_embedding_stage")
+            payload = _copy_payload([g for g, _ in items], np.stack([v for _, v in items]))
+            with cur.copy(_COPY_STAGE) as copy:
+                copy.write(payload)
+            cur.execute(_INSERT, (project.id, name, dim))
+            stored += cur.rowcount
+    return stored
+
+
+def index_text_of(
+    conn: psycopg.Connection, project: Project, rows: Sequence[Any], language: str
+) -> int:
+    """Full-text vectors of the given generation rows (``GenerationRow``: id, input_text,
+    input_messages, output, content_hash as stored); rows indexed before are left as they
+    are. Returns how many were indexed."""
+    if not rows:
+        return 0
+    params = {
+        "p": project.id,
+        "lang": language,
+        "ids": [r.id for r in rows],
+        "input_text": [r.input_text for r in rows],
+        "messages": [None if r.input_messages is None else json.dumps(r.input_messages)
+                     for r in rows],
+        "output": [r.output for r in rows],
+        "hashes": [r.content_hash for r in rows],
+    }  # fmt: skip
+    return conn.execute(_INDEX_TEXT, params).rowcount
+
+
+@contextmanager
+def _own_transaction(project: Project) -> Iterator[psycopg.Connection]:
+    """A transaction with the row-level security context, for the indexer thread.
+
+    Not ``Lake._transaction``: that one also tracks model ids learnt by the caller's
+    transaction in shared state, which a second thread must not touch."""
+    lake = project.lake
+    with translate("indexing for search"):
+        raw = lake.engine.raw_connection()
+        try:
+            conn: psycopg.Connection = raw.driver_connection  # type: ignore[assignment]
+            with conn.transaction():
+                conn.execute(
+                    "SELECT set_config('promptlake.principal', %s, true),"
+                    " set_config('promptlake.project_id', %s, true)",
+                    (lake.principal, str(project.id)),
+                )
+                yield conn
+        finally:
+            raw.close()
+
+
+class BackgroundIndexer:
+    """Full-text indexing of committed batches in one worker thread (see the docstring)."""
+
+    def __init__(self, project: Project, language: str = "english") -> None:
+        from ..access import require_member
+
+        require_member(project, ("admin",))
+        with project.lake._transaction(project) as conn:
+            check_language(conn, language)
+        self.project = project
+        self.language = language
+        self.indexed = 0  # rows full-text indexed
+        self.embedded = 0  # embeddings stored
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptlake-index")
+        self._pending: Future[tuple[int, int]] | None = None
+        self._lock = threading.Lock()
+
+    def _run(self, rows: list[Any], vectors: list[tuple[uuid.UUID, str, np.ndarray]]) -> tuple:
+        with _own_transaction(self.project) as conn:
+            embedded = store_embeddings(conn, self.project, vectors)
+            return index_text_of(conn, self.project, rows, self.language), embedded
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            indexed, embedded = pending.result()  # re-raises the worker's error here
+            self.indexed += indexed
+            self.embedded += embedded
+
+    def submit(
+        self, rows: Sequence[Any], vectors: Sequence[tuple[uuid.UUID, str, np.ndarray]] = ()
+    ) -> None:
+        """Index ``rows`` (committed) and store their ``vectors`` in the background, after
+        the batch before them."""
+        if not rows and not vectors:
+            return
+        with self._lock:
+            self._wait()
+            self._pending = self._pool.submit(self._run, list(rows), list(vectors))
+
+    def close(self) -> tuple[int, int]:
+        """Wait for the last batch; returns (rows indexed, embeddings stored)."""
+        with self._lock:
+            try:
+                self._wait()
+            finally:
+                self._pool.shutdown(wait=True)
+        return self.indexed, self.embedded
