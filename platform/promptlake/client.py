@@ -30,7 +30,7 @@ from .db.engine import describe, make_engine, resolve_url, translate
 from .errors import NotFoundError, Problem, ValidationError
 from .generation import Generation, generation_from_row, select_generations_sql
 from .ids import uuid7
-from .ingest.records import _Collector, prepare_generation
+from .ingest.records import _Collector, finish_generation, prepare_generation
 from .ingest.writer import (
     INSERT_SQL,
     Writer,
@@ -556,16 +556,24 @@ class Project:
 
     # -- internals --------------------------------------------------------------------
 
-    def _prepare(self, fields: Mapping[str, Any]) -> Any:
-        """Validate one generation for this project, as every write path does: the active
-        run filled in, the size limits and the live PII policy applied."""
+    def _validate(self, fields: Mapping[str, Any]) -> tuple[Any, Callable[[Any], None] | None]:
+        """Validate one generation for this project, as every write path does (the active
+        run filled in, the size limits applied), and look up the live PII policy: the row,
+        not yet anonymized or hashed, and the anonymizer :func:`finish_generation` applies.
+        The bulk writer finishes rows at flush time; everything else at once
+        (:meth:`_prepare`)."""
         settings = self.lake.settings
-        return prepare_generation(
+        row = prepare_generation(
             with_active_run(self.id, fields),
             max_bytes=settings.max_text_bytes,
             max_attachment_bytes=settings.max_attachment_bytes,
-            anonymize=self._anonymizer(),
+            finish=False,
         )
+        return row, self._anonymizer()
+
+    def _prepare(self, fields: Mapping[str, Any]) -> Any:
+        """A validated, anonymized and hashed row, ready to store (see :meth:`_validate`)."""
+        return finish_generation(*self._validate(fields))
 
     def _log_one(self, fields: Mapping[str, Any], session: Session | None = None) -> Generation:
         search_fields = ("retrieved", "embedding", "embedder")

@@ -37,8 +37,7 @@ from ..db.engine import problem_from_db_error
 from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
-from ..tracking.context import with_active_run
-from .records import HASH_VERSION, GenerationRow, _Collector, finish_generation, prepare_generation
+from .records import HASH_VERSION, GenerationRow, _Collector, finish_generation
 
 if TYPE_CHECKING:
     from ..client import Project
@@ -409,20 +408,12 @@ class Writer:
     # -- internals ----------------------------------------------------------------------
 
     def _validate(self, fields: Mapping[str, Any]) -> GenerationRow:
-        """What ``Project._prepare`` does, less its last step. The record is validated now,
-        with the active run filled in and the size limits applied, so a bad one is rejected
-        by ``log`` itself; the live PII policy is looked up now too, but applied (with the
-        content hashes) by :meth:`_finish` at flush time, chunk by chunk, while the
-        database inserts the chunk before (:func:`stage_overlapped`). Nothing unfinished
-        is ever sent or journaled."""
-        settings = self.project.lake.settings
-        anonymize = self.project._anonymizer()
-        row = prepare_generation(
-            with_active_run(self.project.id, fields),
-            max_bytes=settings.max_text_bytes,
-            max_attachment_bytes=settings.max_attachment_bytes,
-            finish=False,
-        )
+        """``Project._validate``: the record is validated now, so a bad one is rejected by
+        ``log`` itself, and the live PII policy is looked up now too; the policy and the
+        content hashes are applied by :meth:`_finish` at flush time, chunk by chunk, while
+        the database inserts the chunk before (:func:`stage_overlapped`). Nothing
+        unfinished is ever sent or journaled."""
+        row, anonymize = self.project._validate(fields)
         if anonymize is not None:
             # keyed by the row object, not its id: a batch may hold one id twice
             self._anonymize[id(row)] = anonymize
