@@ -4,6 +4,7 @@ vector and hybrid search with filters, under row-level security, through the API
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import subprocess
@@ -178,8 +179,11 @@ def test_interrupted_backfill_resumes(project, dbq) -> None:
 def test_bench_search_small_run_leaves_no_trace(lake, dbq) -> None:
     from promptlake.bench.search import format_report, run_search_bench
 
-    result = run_search_bench(lake, rows=300, queries=5)
+    result = run_search_bench(lake, rows=300, queries=5, minilm_texts=40)
     assert result["rows"] == 300 and 0 <= result["vector_recall_at_10"] <= 1
+    rate = result["minilm_embeddings_per_s"]  # None without the `embeddings` extra
+    assert (rate is None) == (importlib.util.find_spec("sentence_transformers") is None)
+    assert "MiniLM embeddings/s" in format_report(result)
     assert set(result["latency"]) == {"text", "vector", "hybrid", "vector_filtered_1pct"}
     assert "recall@10" in format_report(result)
     _, left = dbq("SELECT count(*) FROM generations")

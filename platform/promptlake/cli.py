@@ -809,13 +809,23 @@ def search_(
     type=click.Choice(["text", "clustered"]),
     help="hashing-384 vectors of the generated text, or random vectors around 200 centres.",
 )
+@click.option(
+    "--minilm-texts",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Also time MiniLM on this many texts (extra `embeddings`; 0 skips).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_search(rows: int, queries: int, vectors: str, as_json: bool) -> None:
-    """Search: HNSW build, recall@10, p50/p95 of text/vector/hybrid/filtered, ingest on/off."""
+def bench_search(rows: int, queries: int, vectors: str, minilm_texts: int, as_json: bool) -> None:
+    """Search: HNSW build, recall@10, p50/p95 of text/vector/hybrid/filtered, ingest on/off,
+    MiniLM embeddings/s."""
     from .bench.search import format_report, run_search_bench
 
     with _lake() as lake:
-        result = run_search_bench(lake, rows=rows, queries=queries, vectors=vectors)
+        result = run_search_bench(
+            lake, rows=rows, queries=queries, vectors=vectors, minilm_texts=minilm_texts
+        )
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 

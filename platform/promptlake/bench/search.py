@@ -122,9 +122,26 @@ def _ingest(project: Any, ids: list, prompts: list, outputs: list, models: list,
     return time.perf_counter() - started
 
 
+def minilm_rate(texts: list[str]) -> float | None:
+    """MiniLM (extra ``embeddings``) embeddings per second on ``texts``, after one warm-up
+    batch (model load excluded); None when the extra is not installed."""
+    from ..errors import ConfigurationError
+    from ..search.embedders import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    try:
+        embedder.embed(texts[:32])
+    except ConfigurationError:
+        return None
+    started = time.perf_counter()
+    embedder.embed(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
 def run_search_bench(
-    lake: Lake, rows: int = 100_000, queries: int = 50, seed: int = 0, vectors: str = "text"
-) -> dict:
+    lake: Lake, rows: int = 100_000, queries: int = 50, seed: int = 0, vectors: str = "text",
+    minilm_texts: int = 0,
+) -> dict:  # fmt: skip
     if vectors not in VECTOR_SETS:
         raise ValueError(f"vectors must be one of {', '.join(VECTOR_SETS)}")
     rng = np.random.default_rng(seed)
@@ -148,6 +165,10 @@ def run_search_bench(
     )  # fmt: skip
     result: dict[str, Any] = {"rows": rows, "dimension": DIM, "queries": queries,
                               "vectors": vectors, "embed_compute_s": round(embed_s, 2)}  # fmt: skip
+    if minilm_texts:
+        texts = [f"{p}\n{o}" for p, o in zip(prompts[:minilm_texts], outputs, strict=False)]
+        rate = minilm_rate(texts)
+        result["minilm_embeddings_per_s"] = round(rate, 1) if rate is not None else None
     plain = lake.project(f"bench-search-plain-{tag}")
     project = lake.project(f"bench-search-{tag}")
     try:
@@ -235,6 +256,12 @@ def format_report(result: dict[str, Any]) -> str:
         f"  vector recall@10                 {result['vector_recall_at_10']} (target >= 0.95)",
         f"  filtered (1%) recall@10          {result['filtered_recall_at_10']} (target >= 0.90)",
     ]
+    if "minilm_embeddings_per_s" in result:
+        rate = result["minilm_embeddings_per_s"]
+        lines.append(
+            f"  MiniLM embeddings/s              {rate}" if rate is not None else
+            "  MiniLM embeddings/s              n/a: pip install 'promptlake[embeddings]'"
+        )  # fmt: skip
     if "keyword_query_recall_at_10" in result:
         lines.append(
             f"  4-word query recall@10           {result['keyword_query_recall_at_10']}"
