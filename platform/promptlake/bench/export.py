@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..datasets import export as exporter
 from ..datasets.params import parse
+from . import drop_projects
 from .ingest import make_workload
 
 if TYPE_CHECKING:
@@ -117,26 +118,11 @@ def _time_dvc(lake: Lake) -> float:
     return seconds
 
 
-def _drop(lake: Lake) -> None:
-    """Delete the bench project (as the URL's login: the foreign keys cascade)."""
-    import sqlalchemy as sa
-
-    from ..db.engine import make_engine
-
-    login = make_engine(lake.url)
-    try:
-        with login.begin() as conn:
-            conn.execute(sa.text("DELETE FROM projects WHERE name = :n"), {"n": PROJECT})
-    finally:
-        login.dispose()
-    lake._projects.pop(PROJECT, None)
-
-
 def run_export_bench(
     lake: Lake, rows: int = 100_000, repeats: int = 2, pandas_rows: int = 10_000,
     dvc: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    _drop(lake)  # what an interrupted run left behind
+    drop_projects(lake, PROJECT)  # what an interrupted run left behind
     started = time.perf_counter()
     project = _load(lake, rows)
     load_seconds = time.perf_counter() - started
@@ -168,7 +154,7 @@ def run_export_bench(
     result["export_vs_copy"] = round(result["export_rows_per_s"] / result["copy_rows_per_s"], 3)
     if dvc:
         result["dvc_repro_seconds"] = round(_time_dvc(lake), 1)
-    _drop(lake)
+    drop_projects(lake, PROJECT)
     return result
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import drop_projects
 from .ingest import make_workload
 
 if TYPE_CHECKING:
@@ -43,25 +44,10 @@ def _write(project: Any, sessions: list) -> None:
                 writer.log(session=session.id, **turn)
 
 
-def _drop(lake: Lake) -> None:
-    import sqlalchemy as sa
-
-    from ..db.engine import make_engine
-
-    login = make_engine(lake.url)
-    try:
-        with login.begin() as conn:
-            conn.execute(sa.text("DELETE FROM projects WHERE name LIKE :p"), {"p": PREFIX + "%"})
-    finally:
-        login.dispose()
-    for name in [n for n in lake._projects if n.startswith(PREFIX)]:
-        lake._projects.pop(name)
-
-
 def run_tracking_bench(lake: Lake, rows: int = 10_000, repeats: int = 3) -> dict[str, Any]:
     from ..tracking.runs import _mlflow_client, default_tracking_uri
 
-    _drop(lake)
+    drop_projects(lake, PREFIX)
     started = time.perf_counter()
     _mlflow_client(default_tracking_uri(lake.url))  # import mlflow, open the store
     first_use = time.perf_counter() - started
@@ -72,7 +58,7 @@ def run_tracking_bench(lake: Lake, rows: int = 10_000, repeats: int = 3) -> dict
             # fresh ids per job: every job stores all its rows
             sessions = make_workload(rows, seed=1000 * i + j)
             times[mode].append(_job(lake, f"{PREFIX}{i}-{j}", sessions, mode))
-        _drop(lake)
+        drop_projects(lake, PREFIX)
     best = {mode: min(t) for mode, t in times.items()}
     return {
         "rows": rows,
