@@ -125,13 +125,13 @@ def _ingest(project: Any, ids: list, prompts: list, outputs: list, models: list,
 def minilm_rate(texts: list[str]) -> float | None:
     """MiniLM (extra ``embeddings``) embeddings per second on ``texts``, after one warm-up
     batch (model load excluded); None when the extra is not installed."""
-    from ..errors import ConfigurationError
+    from ..errors import ConfigurationError, ValidationError
     from ..search.embedders import MiniLMEmbedder
 
     embedder = MiniLMEmbedder()
     try:
         embedder.embed(texts[:32])
-    except ConfigurationError:
+    except (ConfigurationError, ValidationError):  # the extra is not installed
         return None
     started = time.perf_counter()
     embedder.embed(texts)
