@@ -398,15 +398,20 @@ def _time_copy(bench: _Bench, project: Project, sessions: list[BenchSession]) ->
     return time.perf_counter() - start
 
 
+def write_workload(writer: Any, sessions: list[BenchSession]) -> None:
+    """Log the workload through a bulk writer: each session, then its turns."""
+    for session in sessions:
+        writer.session(
+            id=session.id, end_user_id=session.end_user_id, started_at=session.started_at
+        )
+        for turn in session.turns:
+            writer.log(session=session.id, **turn)
+
+
 def _time_writer(bench: _Bench, project: Project, sessions: list[BenchSession]) -> float:
     start = time.perf_counter()
     with project.writer(batch_size=bench.batch_size) as writer:
-        for session in sessions:
-            writer.session(
-                id=session.id, end_user_id=session.end_user_id, started_at=session.started_at
-            )
-            for turn in session.turns:
-                writer.log(session=session.id, **turn)
+        write_workload(writer, sessions)
     elapsed = time.perf_counter() - start
     if writer.rejected:
         raise RuntimeError(

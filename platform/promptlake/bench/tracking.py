@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import drop_projects
-from .ingest import make_workload
+from .ingest import make_workload, write_workload
 
 if TYPE_CHECKING:
     from ..client import Lake
@@ -38,10 +38,7 @@ def _job(lake: Lake, name: str, sessions: list, mode: str) -> float:
 
 def _write(project: Any, sessions: list) -> None:
     with project.writer(batch_size=5000) as writer:
-        for session in sessions:
-            writer.session(id=session.id, end_user_id=session.end_user_id)
-            for turn in session.turns:
-                writer.log(session=session.id, **turn)
+        write_workload(writer, sessions)
 
 
 def run_tracking_bench(lake: Lake, rows: int = 10_000, repeats: int = 3) -> dict[str, Any]:

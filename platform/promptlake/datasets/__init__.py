@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .export import ExportReport
-from .params import ExportFilter, PipelineParams
+from .params import ExportFilter
 from .registry import DatasetDiff, DatasetVersion
 
 if TYPE_CHECKING:
@@ -75,9 +75,3 @@ class Datasets:
         from .registry import diff
 
         return diff(self.project, a, b)
-
-
-def load_params(path: str | Path = "params.yaml") -> PipelineParams:
-    from .params import load
-
-    return load(path)

@@ -141,12 +141,12 @@ def select_ids(conn: Any, project: Project, flt: ExportFilter) -> int:
     limit = " LIMIT %s" if flt.limit else ""
     if flt.limit:
         params.append(flt.limit)
-    conn.execute(
+    created = conn.execute(
         f"CREATE TEMPORARY TABLE {SELECTION_TABLE} ON COMMIT DROP AS"
         f" SELECT g.project_id, g.id FROM generations g WHERE {where} ORDER BY g.id{limit}",
         params,
     )
-    return conn.execute(f"SELECT count(*) FROM {SELECTION_TABLE}").fetchone()[0]
+    return created.rowcount  # from the command tag, "SELECT n"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,14 +89,3 @@ def write(
             for low in LENGTH_BINS:
                 w.writerow([split, low, lengths.get((split, low), 0)])
     return metrics
-
-
-def is_finite_tree(value: Any) -> bool:
-    """No NaN or infinity anywhere (JSON metrics must parse everywhere)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(is_finite_tree(v) for v in value.values())
-    if isinstance(value, list):
-        return all(is_finite_tree(v) for v in value)
-    return True

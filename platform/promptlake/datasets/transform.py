@@ -74,6 +74,7 @@ class DedupResult:
 
 def dedup_table(table: pa.Table, params: DedupParams) -> tuple[pa.Table, DedupResult]:
     """``table`` (sorted by id) without its duplicates; the first of each group stays."""
+    from ..dedup.clusters import UnionFind
     from ..dedup.minhash import Signer, band_keys, candidate_pairs, lsh_params
     from ..dedup.shingles import Shingler, jaccard
 
@@ -96,20 +97,11 @@ def dedup_table(table: pa.Table, params: DedupParams) -> tuple[pa.Table, DedupRe
         keys = band_keys(signer.sign(sets), bands, rows)
         eligible = sets.sizes() > 0
         pairs, _ = candidate_pairs(keys, eligible, eligible)
-        parent = np.arange(len(positions))
-
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
+        groups = UnionFind(len(positions))  # the smallest position (id) leads its group
         for a, b in pairs:
             if jaccard(sets.get(int(a)), sets.get(int(b))) >= params.near_threshold:
-                ra, rb = find(int(a)), find(int(b))
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)  # the smallest position (id) leads
-        roots = np.array([find(i) for i in range(len(positions))])
+                groups.union(int(a), int(b))
+        roots = np.array([groups.find(i) for i in range(len(positions))])
         drop = positions[roots != np.arange(len(positions))]
         keep[drop] = False
         near_removed = len(drop)
