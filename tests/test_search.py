@@ -316,6 +316,41 @@ def test_writer_stores_embeddings_and_grounding_and_indexes_text(project, dbq) -
     assert (report.embedded, report.text_indexed) == (1, 0)  # only the grounded row lacked one
 
 
+def test_indexing_beside_the_writer_indexes_rows_as_stored(project, dbq) -> None:
+    """``index=True`` indexes what was stored (after the PII policy ran at ingest), exactly
+    as the backfill would, over many batches in flight at once, and leaves out the rows
+    the database refused."""
+    from promptlake.search.index import CONTENT_SQL
+
+    dbq("ALTER TABLE generations ADD CONSTRAINT ck_generations_test_no_forbidden"
+        " CHECK (output <> 'forbidden')")  # fmt: skip
+    with project.writer(batch_size=40, index=True) as w:
+        for i in range(200):
+            output = "forbidden" if i in (7, 150) else f"write to alice{i}@example.com, ok {i}"
+            if i % 3:
+                w.log(prompt=f"question {i}", output=output)
+            else:
+                w.log(
+                    messages=[
+                        {"role": "system", "content": "be brief"},
+                        {"role": "user", "content": f"question {i}"},
+                    ],
+                    output=output,
+                )
+    assert (w.stats.stored, w.stats.text_indexed, len(w.rejected)) == (198, 198, 2)
+    _, rows = dbq(
+        "SELECT count(*), count(*) FILTER (WHERE s.tsv = to_tsvector('english',"
+        f" {CONTENT_SQL}) AND s.source_hash = g.content_hash),"
+        " count(*) FILTER (WHERE s.tsv::text LIKE '%example.com%')"
+        " FROM generation_search s JOIN generations g"
+        " ON g.project_id = s.project_id AND g.id = s.generation_id"
+    )
+    assert rows == [(198, 198, 0)]  # every row, as the backfill makes it, no raw address
+    report = project.embed("hashing-384", build_index=False)
+    assert report.text_indexed == 0
+    assert len(project.search("question 42", mode="text", k=3)) >= 1
+
+
 def test_embeddings_at_log_time_for_writers_and_sessions(lake, project, database_url,
                                                          monkeypatch, dbq) -> None:  # fmt: skip
     vector = HashingEmbedder().embed(["hello there"])[0]

@@ -24,7 +24,7 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -176,6 +176,9 @@ class Writer:
         self._known_sessions: set[uuid.UUID] = set()
         self._flushing_sessions: Mapping[uuid.UUID, Any] = {}
         self._present: set[uuid.UUID] = set()
+        # with ``index``: the COPY data a flush sent to its stage, which the indexer loads
+        # again (the rows as stored, with no second encoding on this thread)
+        self._sent: list[bytes] | None = None
         self._erased_sessions: set[uuid.UUID] = set()
         # the PII policy each buffered row was logged under (by row object: see _validate)
         self._anonymize: dict[int, Callable[[GenerationRow], None]] = {}
@@ -322,6 +325,7 @@ class Writer:
     def _flush_once(self) -> tuple[int, int]:
         rows, sessions, scores = self._rows, self._sessions, self._scores
         self._present = set()
+        self._sent = [] if self._indexer is not None else None
         try:
             with self.project.lake._transaction(self.project) as conn:
                 self._write_sessions(conn, sessions)
@@ -379,12 +383,13 @@ class Writer:
         """After a commit: count the embeddings, hand the batch to the background indexer."""
         self.stats.embeddings += self._embedded
         self._embedded = 0
-        batch = [row for _, row in self._rows if row.id in self._present]
         extras = [self._search.pop(row.id, None) for _, row in self._rows]
         if self._indexer is not None:  # the embeddings of rows stored by this flush
             vectors = [e[0] for e in extras if e is not None and e[0] is not None
                        and e[0][0] in self._present]  # fmt: skip
-            self._indexer.submit(batch, vectors)
+            refused = [row.id for _, row in self._rows if row.id not in self._present]
+            self._indexer.submit(self._sent or [], refused, vectors)
+        self._sent = None
 
     def close(self) -> None:
         try:
@@ -551,9 +556,9 @@ class Writer:
             with conn.transaction():
                 if tuples is None:
                     assert make is not None
-                    stored = stage_overlapped(conn, rows, make)
+                    stored = stage_overlapped(conn, rows, make, sent=self._sent)
                 else:
-                    stored = stage_and_insert(conn, tuples)
+                    stored = stage_and_insert(conn, tuples, sent=self._sent)
             self.stats.duplicates += len(rows) - stored
             self._present.update(row.id for _, row in rows)
             return stored
@@ -695,19 +700,37 @@ def stage_sessions(conn: psycopg.Connection, tuples: list[tuple]) -> int:
         return cur.rowcount
 
 
-def stage_and_insert(conn: psycopg.Connection, tuples: list[tuple]) -> int:
+def stage_and_insert(
+    conn: psycopg.Connection, tuples: list[tuple], sent: list[bytes] | None = None
+) -> int:
     """Binary COPY into a temporary table, then one INSERT ... SELECT into ``generations``.
 
     PostgreSQL refuses ``COPY FROM`` into a table with row-level security, so the rows
     travel by COPY (the fast wire format) into a session-local table and reach
     ``generations`` through an INSERT, where the policies check them. ``ON CONFLICT DO
     NOTHING`` makes a retried batch store nothing twice. Returns how many rows were new.
+    The COPY data is appended to ``sent`` when given (see :func:`load_stage`).
     """
-    with conn.cursor() as cur:
-        cur.execute(_CREATE_STAGE)
-        cur.execute("TRUNCATE promptlake_stage")
-    _copy_to_stage(conn, tuples)
+    with conn.cursor() as encoder:
+        data = _copy_data(encoder, tuples)
+    load_stage(conn, [data])
+    if sent is not None:
+        sent.append(data)
     return _insert_from_stage(conn)
+
+
+def load_stage(conn: psycopg.Connection, chunks: Sequence[bytes], fresh: bool = True) -> None:
+    """COPY ``chunks`` (binary COPY data of :data:`GENERATION_COLUMNS` rows, as the stage
+    functions build it) into this session's ``promptlake_stage``; ``fresh`` first creates
+    the stage if needed and empties it. The background search indexer loads a flush's data
+    again this way, in its own session, to index the rows exactly as they were stored."""
+    with conn.cursor() as cur:
+        if fresh:
+            cur.execute(_CREATE_STAGE)
+            cur.execute("TRUNCATE promptlake_stage")
+        for data in chunks:  # each a whole COPY stream: header, rows, trailer
+            with cur.copy(_COPY_STAGE) as copy:
+                copy.write(data)
 
 
 STAGE_CHUNK = 1000
@@ -722,6 +745,7 @@ def stage_overlapped(
     rows: list[_Item],
     make: Callable[[list[_Item]], list[tuple]],
     chunk: int | None = None,
+    sent: list[bytes] | None = None,
 ) -> int:
     """:func:`stage_and_insert` for ``make(rows)``, one chunk at a time, building each
     chunk's tuples while the database inserts the previous chunk. Returns how many rows
@@ -734,17 +758,15 @@ def stage_overlapped(
     (without the GIL); then it sends chunk *n + 1* to the stage. The connection is used by
     one thread at a time, and all of it happens in the caller's transaction: the result,
     or the exception that aborts the attempt, is that of one :func:`stage_and_insert` of
-    every row.
+    every row. Each chunk's COPY data is appended to ``sent`` when given.
     """
     size = chunk or STAGE_CHUNK
     # a short first chunk: its finishing is the one thing no insert hides
     first = max(1, size // 4) if len(rows) > size else size
     parts = [rows[:first]] + [rows[i : i + size] for i in range(first, len(rows), size)]
     if len(parts) <= 1:
-        return stage_and_insert(conn, make(rows)) if rows else 0
-    with conn.cursor() as cur:
-        cur.execute(_CREATE_STAGE)
-        cur.execute("TRUNCATE promptlake_stage")
+        return stage_and_insert(conn, make(rows), sent) if rows else 0
+    load_stage(conn, [])
     stored = 0
     with (
         conn.cursor() as encoder,
@@ -755,8 +777,9 @@ def stage_overlapped(
         for n in range(len(parts)):
             if pending is not None:
                 stored += pending.result()  # the stage is empty again
-            with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
-                copy.write(data)
+            load_stage(conn, [data], fresh=False)
+            if sent is not None:
+                sent.append(data)
             pending = pool.submit(_insert_from_stage, conn, True)
             if n + 1 < len(parts):
                 data = _copy_data(encoder, make(parts[n + 1]))
@@ -775,13 +798,6 @@ def _copy_data(cursor: psycopg.Cursor, tuples: list[tuple]) -> bytes:
         for values in tuples:
             copy.write_row(values)
     return buffer.getvalue()
-
-
-def _copy_to_stage(conn: psycopg.Connection, tuples: list[tuple]) -> None:
-    with conn.cursor() as cur, cur.copy(_COPY_STAGE) as copy:
-        copy.set_types(COLUMN_TYPES)
-        for values in tuples:
-            copy.write_row(values)
 
 
 def _insert_from_stage(conn: psycopg.Connection, empty: bool = False) -> int:

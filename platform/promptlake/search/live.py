@@ -1,21 +1,26 @@
 """Search indexing beside the bulk writer (``project.writer(index=True)``), and embeddings
 given at log time (``log(..., embedding=vector, embedder=name)``).
 
-Why a background thread. Full text is CPU work on the server: per 500-character row
-≈ 56 µs of ``to_tsvector`` (the parser; stemming is ≈ 7% of it) and ≈ 23 µs of GIN upkeep
-(pending-list merges; a larger ``gin_pending_list_limit`` or ``work_mem`` saved < 10%,
-``fastupdate = off`` was 10× slower), ≈ 9 s per 100k rows: more than logging the rows
-costs (≈ 4.5 s of Python and ≈ 3 s of server per 100k). Done inside each flush it would cut
-ingest below half. But a writer leaves a core idle: while Python validates the next batch
-the server waits, and while the server inserts a batch Python waits. So once a batch has
-committed, its rows go to one worker thread that indexes them in its own transaction
-while the writer goes on; at most one batch is in flight (a writer faster than its indexer
-waits for it, so memory stays bounded), and ``close()`` returns only when every committed
-row is indexed, or raises the indexer's error. A crash in between leaves rows unindexed,
-never wrong: ``promptlake embed`` (:func:`promptlake.search.index.index_text`) fills them.
-The gain needs a free core: on 2 cores shared with other work (load ≈ 2–3) ``promptlake
-bench search`` measured 0.33–0.41× the plain writer's rows/s, the same as indexing after
-the load; the CPU cost (≈ 3× the plain writer's) is the floor.
+Why background threads. Full text is CPU work on the server: per 500-character row
+≈ 30–55 µs of ``to_tsvector`` (the parser; stemming is ≈ 7% of it) and ≈ 17 µs of GIN
+upkeep (pending-list merges; a larger ``gin_pending_list_limit`` or ``temp_buffers`` saved
+nothing measurable, ``fastupdate = off`` was 10× slower): more than logging the rows costs
+(≈ 5 s of Python and ≈ 3 s of server per 100k). Done inside each flush it would cut ingest
+below half. But a writer leaves a core idle: while Python validates the next batch the
+server waits, and while the server inserts a batch Python waits. So once a batch has
+committed it goes to a pool of two worker threads, each indexing a batch in its own
+transaction (its own server process) while the writer goes on; at most two batches are in
+flight (a writer faster than its indexers waits, so memory stays bounded), and ``close()``
+returns only when every committed row is indexed, or raises the indexer's error. A crash in
+between leaves rows unindexed, never wrong: ``promptlake embed``
+(:func:`promptlake.search.index.index_text`) fills them.
+
+What reaches a worker is the flush's own binary COPY data (kept by reference, never
+encoded twice), which the worker loads into its session's stage and indexes from there:
+the client's one core is what a writer runs short of, and sending the texts again as array
+parameters cost ≈ 15 µs of Python per row. Measured with ``promptlake bench search``
+(100k rows, 2 shared cores): one worker fed with array parameters 0.32–0.41× the plain
+writer's rows/s; two workers fed with the COPY data 0.54–0.60×.
 
 Embeddings passed at log time (COPY into a temporary table, then one INSERT … SELECT under
 row-level security: ≈ 25 µs of server time per 384-d vector) are stored in the logging
@@ -32,7 +37,7 @@ rows/s): bulk loads go before ``promptlake embed`` builds it, or after
 
 from __future__ import annotations
 
-import json
+import collections
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -83,19 +88,19 @@ def _copy_payload(ids: Sequence[uuid.UUID], vectors: np.ndarray) -> bytes:
     return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
 
 
-# The batch's own values (as stored: after anonymization) go back as arrays, so the indexer
-# never reads ``generations``: during a bulk load the planner's statistics describe a table
-# a fraction of its size, and reading the batch back by id chose an index on project_id
-# alone (2, 4, 9, 13, 19 s per 5k-row batch, growing with the rows logged). The text is
-# assembled by the same SQL expression as the backfill's, so the tsvector is identical.
+# The indexer loads the flush's own COPY data into its session's stage (the rows exactly as
+# stored, after anonymization) and indexes from there. It never reads ``generations``:
+# during a bulk load the planner's statistics describe a table a fraction of its size, and
+# reading the batch back by id chose an index on project_id alone (2, 4, 9, 13, 19 s per
+# 5k-row batch, growing with the rows logged). Nor does the client encode the texts a
+# second time: as array parameters that cost ≈ 15 µs of Python per row, on the one core
+# the writer runs short of. The text is assembled by the same SQL expression as the
+# backfill's, so the tsvector is identical.
 _INDEX_TEXT = (
     "INSERT INTO generation_search (project_id, generation_id, language, tsv, source_hash)"
     " SELECT %(p)s, g.id, %(lang)s::text,"
     f" to_tsvector(%(lang)s::regconfig, left({CONTENT_SQL}, {MAX_TSV_CHARS})), g.content_hash"
-    " FROM (SELECT u.id, u.input_text, u.messages::jsonb AS input_messages, u.output,"
-    " u.content_hash FROM unnest(%(ids)s::uuid[], %(input_text)s::text[],"
-    " %(messages)s::text[], %(output)s::text[], %(hashes)s::bytea[])"
-    " AS u(id, input_text, messages, output, content_hash)) g"
+    " FROM promptlake_stage g WHERE g.project_id = %(p)s AND g.id <> ALL(%(refused)s::uuid[])"
     # a row indexed before keeps its entry (a stale one is refreshed by the backfill)
     " ON CONFLICT (project_id, generation_id) DO NOTHING"
 )
@@ -126,9 +131,11 @@ def embedding_value(value: Any, embedder: Any) -> tuple[str, np.ndarray]:
         raise ValidationError(
             [Problem("embedding", f"has {array.size} numbers; {name} makes {expected}")]
         )
-    # one dot product answers "finite and not all zeros" for all but huge values
-    with np.errstate(all="ignore"):  # an overflowing norm is judged below, not warned about
-        norm = float(np.dot(array, array))
+    # one dot product answers "finite and not all zeros"; in float64, where squares of
+    # float32 values cannot overflow (and numpy has nothing to warn about: ``np.errstate``
+    # around a float32 product cost more than the product, once per logged row)
+    wide = array.astype(np.float64)
+    norm = float(np.dot(wide, wide))
     if not 0.0 < norm < float("inf"):
         if not np.isfinite(array).all():
             raise ValidationError(
@@ -204,23 +211,21 @@ def store_embeddings(
 
 
 def index_text_of(
-    conn: psycopg.Connection, project: Project, rows: Sequence[Any], language: str
+    conn: psycopg.Connection,
+    project: Project,
+    staged: Sequence[bytes],
+    refused: Sequence[uuid.UUID],
+    language: str,
 ) -> int:
-    """Full-text vectors of the given generation rows (``GenerationRow``: id, input_text,
-    input_messages, output, content_hash as stored); rows indexed before are left as they
-    are. Returns how many were indexed."""
-    if not rows:
+    """Full-text vectors of the committed rows a flush sent to its stage (``staged``: its
+    COPY data, see :func:`promptlake.ingest.writer.load_stage`), except the ``refused``
+    ones; rows indexed before are left as they are. Returns how many were indexed."""
+    from ..ingest.writer import load_stage
+
+    if not staged:
         return 0
-    params = {
-        "p": project.id,
-        "lang": language,
-        "ids": [r.id for r in rows],
-        "input_text": [r.input_text for r in rows],
-        "messages": [None if r.input_messages is None else json.dumps(r.input_messages)
-                     for r in rows],
-        "output": [r.output for r in rows],
-        "hashes": [r.content_hash for r in rows],
-    }  # fmt: skip
+    load_stage(conn, staged)
+    params = {"p": project.id, "lang": language, "refused": list(refused)}
     return conn.execute(_INDEX_TEXT, params).rowcount
 
 
@@ -249,7 +254,7 @@ def _own_transaction(project: Project) -> Iterator[psycopg.Connection]:
 class BackgroundIndexer:
     """Full-text indexing of committed batches in one worker thread (see the docstring)."""
 
-    def __init__(self, project: Project, language: str = "english") -> None:
+    def __init__(self, project: Project, language: str = "english", workers: int = 2) -> None:
         from ..access import require_member
 
         require_member(project, ("admin",))
@@ -259,32 +264,43 @@ class BackgroundIndexer:
         self.language = language
         self.indexed = 0  # rows full-text indexed
         self.embedded = 0  # embeddings stored
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptlake-index")
-        self._pending: Future[tuple[int, int]] | None = None
+        self._workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promptlake-index")
+        self._pending: collections.deque[Future[tuple[int, int]]] = collections.deque()
         self._lock = threading.Lock()
 
-    def _run(self, rows: list[Any], vectors: list[tuple[uuid.UUID, str, np.ndarray]]) -> tuple:
+    def _run(
+        self,
+        staged: list[bytes],
+        refused: list[uuid.UUID],
+        vectors: list[tuple[uuid.UUID, str, np.ndarray]],
+    ) -> tuple[int, int]:
         with _own_transaction(self.project) as conn:
             embedded = store_embeddings(conn, self.project, vectors)
-            return index_text_of(conn, self.project, rows, self.language), embedded
+            return index_text_of(conn, self.project, staged, refused, self.language), embedded
 
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            indexed, embedded = pending.result()  # re-raises the worker's error here
+    def _wait(self, keep: int = 0) -> None:
+        """Collect finished batches until at most ``keep`` are in flight."""
+        while len(self._pending) > keep:
+            indexed, embedded = self._pending.popleft().result()  # re-raises a worker's error
             self.indexed += indexed
             self.embedded += embedded
 
     def submit(
-        self, rows: Sequence[Any], vectors: Sequence[tuple[uuid.UUID, str, np.ndarray]] = ()
+        self,
+        staged: Sequence[bytes],
+        refused: Sequence[uuid.UUID] = (),
+        vectors: Sequence[tuple[uuid.UUID, str, np.ndarray]] = (),
     ) -> None:
-        """Index ``rows`` (committed) and store their ``vectors`` in the background, after
-        the batch before them."""
-        if not rows and not vectors:
+        """Index a committed flush (its stage's COPY data, less the ``refused`` rows) and
+        store its ``vectors``, in the background; waits while ``workers`` batches are in
+        flight."""
+        if not staged and not vectors:
             return
         with self._lock:
-            self._wait()
-            self._pending = self._pool.submit(self._run, list(rows), list(vectors))
+            self._wait(keep=self._workers - 1)
+            job = self._pool.submit(self._run, list(staged), list(refused), list(vectors))
+            self._pending.append(job)
 
     def close(self) -> tuple[int, int]:
         """Wait for the last batch; returns (rows indexed, embeddings stored)."""
