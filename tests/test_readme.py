@@ -59,3 +59,11 @@ def test_documented_variables_are_the_ones_read() -> None:
     conftest = (Path(__file__).parent / "conftest.py").read_text()
     read = set(re.findall(r'"(PROMPTLAKE_[A-Z_]+)"', source + conftest))
     assert documented == read
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = re.findall(r"```bash\n(python3 -m venv .*?)\n```", README)
+    tests = [c for c in commands if c.endswith("python -m pytest")]
+    assert len(tests) == 1, commands
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert tests[0] in ci.splitlines()
