@@ -822,10 +822,14 @@ def bench_search(rows: int, queries: int, vectors: str, minilm_texts: int, as_js
     MiniLM embeddings/s."""
     from .bench.search import format_report, run_search_bench
 
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
     with _lake() as lake:
         result = run_search_bench(
-            lake, rows=rows, queries=queries, vectors=vectors, minilm_texts=minilm_texts
-        )
+            lake, rows=rows, queries=queries, vectors=vectors, minilm_texts=minilm_texts,
+            progress=say,
+        )  # fmt: skip
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 

@@ -40,6 +40,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -147,11 +148,13 @@ def minilm_rate(texts: list[str]) -> float | None:
 
 def run_search_bench(
     lake: Lake, rows: int = 100_000, queries: int = 50, seed: int = 0, vectors: str = "text",
-    minilm_texts: int = 0,
+    minilm_texts: int = 0, progress: Callable[[str], None] | None = None,
 ) -> dict:  # fmt: skip
+    say = progress or (lambda _line: None)
     if vectors not in VECTOR_SETS:
         raise ValueError(f"vectors must be one of {', '.join(VECTOR_SETS)}")
     rng = np.random.default_rng(seed)
+    say(f"generating {rows:,} rows and their 384-d vectors")
     prompts, outputs, topics = generated_texts(rows, rng)
     hashing = HashingEmbedder(DIM)
     started = time.perf_counter()
@@ -187,6 +190,8 @@ def run_search_bench(
             seconds = _ingest(target, ids if target is project else [uuid.uuid4() for _ in ids],
                               prompts, outputs, models, data if indexed else None,
                               embedder_name if indexed else None)  # fmt: skip
+            say(f"ingest {'with' if indexed else 'without'} search indexing:"
+                f" {rows / seconds:,.0f} rows/s")  # fmt: skip
             if target is not project:
                 drop_projects(lake, prefix + name, vacuum=tables)
             return seconds
@@ -194,6 +199,7 @@ def run_search_bench(
         without_s = run("plain-1", indexed=False)
         with_s = min(run("kept", indexed=True), run("indexed-2", indexed=True))
         without_s = min(without_s, run("plain-2", indexed=False))
+        say("building the HNSW index")
         started = time.perf_counter()
         build_hnsw(project, embedder_name, DIM)
         hnsw_s = time.perf_counter() - started
@@ -202,6 +208,7 @@ def run_search_bench(
         result["ingest_ratio_with_vs_without"] = round(without_s / with_s, 3)
         result["hnsw_build_s"] = round(hnsw_s, 2)
 
+        say(f"running {queries} queries of each kind")
         picks = rng.choice(rows, queries, replace=False)
         qvecs = data[picks] + rng.normal(scale=0.05, size=(queries, DIM)).astype(np.float32)
         qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
