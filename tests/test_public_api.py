@@ -22,6 +22,7 @@ EXPECTED = [
     "PromptVersion",
     "Rejection",
     "Score",
+    "SearchIndexError",
     "Session",
     "ValidationError",
     "Writer",

@@ -351,6 +351,29 @@ def test_indexing_beside_the_writer_indexes_rows_as_stored(project, dbq) -> None
     assert len(project.search("question 42", mode="text", k=3)) >= 1
 
 
+def test_a_failing_indexer_is_reported_once_and_the_backfill_fills_in(project, dbq) -> None:
+    dbq("ALTER TABLE generation_search ADD CONSTRAINT ck_generation_search_test_refuse"
+        " CHECK (language <> 'english')")  # fmt: skip
+    errors = []
+    with project.writer(batch_size=20, index=True) as w:
+        for i in range(100):
+            try:
+                w.log(prompt=f"question {i}", output=f"answer {i}")
+            except promptlake.SearchIndexError as exc:  # from the log() that flushed
+                errors.append(exc)
+    assert len(errors) == 1 and "promptlake embed --project" in str(errors[0])
+    assert "ck_generation_search_test_refuse" in str(errors[0].__cause__)
+    assert (w.stats.stored, w.stats.duplicates, w.stats.text_indexed) == (100, 0, 0)
+    _, counts = dbq("SELECT (SELECT count(*) FROM generations),"
+                    " (SELECT count(*) FROM generation_search)")  # fmt: skip
+    assert counts == [(100, 0)]  # every row stored, none indexed
+    with pytest.raises(promptlake.SearchIndexError), project.writer(index=True) as w:
+        w.log(prompt="one more", output="row")  # the failure is found out by close()
+    assert w.stats.stored == 1
+    dbq("ALTER TABLE generation_search DROP CONSTRAINT ck_generation_search_test_refuse")
+    assert project.embed("hashing-384", build_index=False).text_indexed == 101
+
+
 def test_embeddings_at_log_time_for_writers_and_sessions(lake, project, database_url,
                                                          monkeypatch, dbq) -> None:  # fmt: skip
     vector = HashingEmbedder().embed(["hello there"])[0]

@@ -18,6 +18,7 @@ from .errors import (
     PermissionDeniedError,
     Problem,
     PromptLakeError,
+    SearchIndexError,
     ValidationError,
 )
 from .generation import Generation
@@ -42,6 +43,7 @@ __all__ = [
     "PromptVersion",
     "Rejection",
     "Score",
+    "SearchIndexError",
     "Session",
     "ValidationError",
     "Writer",

@@ -36,6 +36,11 @@ class IngestInterruptedError(DatabaseUnavailableError):
         self.records = records
 
 
+class SearchIndexError(DatabaseError):
+    """Generations were stored, but indexing them for search (beside a writer with
+    ``index=True``) failed; ``promptlake embed`` fills in what is missing."""
+
+
 class PermissionDeniedError(DatabaseError):
     """The database's access rules (grants, row-level security) refused the operation."""
 

@@ -313,13 +313,15 @@ class Writer:
                 delay = min(delay * 2, 2.0)
         self._known_sessions.update(self._sessions)
         self._known_generations.update(self._present)
-        self._after_search_flush()
         if len(self._known_generations) > 2_000_000:
             self._known_generations.clear()  # bounded memory; unknown ids are looked up
-        self._rows, self._sessions, self._scores = [], {}, []
-        self._anonymize.clear()
-        self.stats.stored += stored
-        self.stats.scores_stored += scored
+        try:
+            self._after_search_flush()  # may raise SearchIndexError: the batch is stored
+        finally:
+            self._rows, self._sessions, self._scores = [], {}, []
+            self._anonymize.clear()
+            self.stats.stored += stored
+            self.stats.scores_stored += scored
         return stored
 
     def _flush_once(self) -> tuple[int, int]:

@@ -26,13 +26,15 @@ Embeddings passed at log time (COPY into a temporary table, then one INSERT … 
 row-level security: ≈ 25 µs of server time per 384-d vector) are stored in the logging
 transaction itself, so they commit or roll back with their generation; with ``index=True``
 they go to the indexer's transaction with the batch's full text instead (they are half of
-the indexing work left on the logging path). If the indexer fails, ``close()`` raises and
-says so; logging the same records again (same ids) stores only what is missing, and
-``promptlake embed`` fills any full text. Writers may insert embeddings (migration 0003);
-full text needs the admin role (migration 0004), so ``index=True`` checks it when the
-writer opens. An HNSW index on the embedder makes every insert a graph search (≈ 100
-rows/s): bulk loads go before ``promptlake embed`` builds it, or after
-:func:`promptlake.search.index.drop_hnsw`.
+the indexing work left on the logging path). If indexing fails, the writer raises
+:class:`~promptlake.errors.SearchIndexError` once (from the ``log``, ``flush`` or
+``close`` that finds out) and indexes no further batch; the rows stay stored.
+``promptlake embed`` fills in their full text (and embeddings, with an embedder it can
+run); vectors made elsewhere are logged again: the same ids store only what is missing.
+Writers may insert embeddings (migration 0003); full text needs the admin role
+(migration 0004), so ``index=True`` checks it when the writer opens. An HNSW index on the
+embedder makes every insert a graph search (≈ 100 rows/s): bulk loads go before
+``promptlake embed`` builds it, or after :func:`promptlake.search.index.drop_hnsw`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..db.engine import translate
-from ..errors import Problem, ValidationError
+from ..errors import Problem, SearchIndexError, ValidationError
 from .index import CONTENT_SQL, MAX_TSV_CHARS, check_language
 
 if TYPE_CHECKING:
@@ -268,6 +270,7 @@ class BackgroundIndexer:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="promptlake-index")
         self._pending: collections.deque[Future[tuple[int, int]]] = collections.deque()
         self._lock = threading.Lock()
+        self.failed = False  # after the first failure (raised once), batches are skipped
 
     def _run(
         self,
@@ -282,7 +285,17 @@ class BackgroundIndexer:
     def _wait(self, keep: int = 0) -> None:
         """Collect finished batches until at most ``keep`` are in flight."""
         while len(self._pending) > keep:
-            indexed, embedded = self._pending.popleft().result()  # re-raises a worker's error
+            try:
+                indexed, embedded = self._pending.popleft().result()
+            except Exception as exc:
+                if self.failed:
+                    continue  # reported once; the backfill fills this batch too
+                self.failed = True
+                raise SearchIndexError(
+                    f"rows were stored, but indexing them for search failed ({exc}), and"
+                    " indexing beside this writer has stopped; `promptlake embed --project"
+                    f" {self.project.name}` fills in what is missing"
+                ) from exc
             self.indexed += indexed
             self.embedded += embedded
 
@@ -295,7 +308,7 @@ class BackgroundIndexer:
         """Index a committed flush (its stage's COPY data, less the ``refused`` rows) and
         store its ``vectors``, in the background; waits while ``workers`` batches are in
         flight."""
-        if not staged and not vectors:
+        if self.failed or (not staged and not vectors):
             return
         with self._lock:
             self._wait(keep=self._workers - 1)
