@@ -66,6 +66,13 @@ def test_sql_in_three_formats_with_bound_parameters(run, lake) -> None:
     assert json.loads(json_out.stdout) == {"input_text": q, "output": "o"}
 
 
+def test_tables_show_stored_text_literally(run) -> None:
+    """Text that looks like rich markup is data: shown as is, never styled or refused."""
+    out = run("sql", "SELECT '[/x] closing tag' AS a, '[bold]b[/bold]' AS b")
+    assert out.returncode == 0, out.stderr
+    assert "[/x] closing tag" in out.stdout and "[bold]b[/bold]" in out.stdout
+
+
 def test_sql_error_is_one_clear_line(run) -> None:
     out = run("sql", "SELECT nope FROM generations")
     assert out.returncode == 1

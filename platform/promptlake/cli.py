@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -41,15 +42,17 @@ def _cell(value: Any) -> str:
 
 
 def print_table(title: str | None, columns: list[str], rows: list[tuple]) -> None:
-    """A table on the terminal (rich), plain aligned text when piped."""
+    """A table on the terminal (rich), plain aligned text when piped. Values are shown as
+    they are: stored text like ``[/b]`` is data, never rich markup."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(v if isinstance(v, Text) else Text(_cell(v)) for v in row))
     console = Console(soft_wrap=False)
     if not console.is_terminal:
         console.width = 160  # piped output: do not squeeze columns into 80 characters
@@ -788,9 +791,24 @@ def search_(
     print_table(
         f"{len(hits)} results ({mode})",
         ["generation", "score", "text rank", "distance", "model", "snippet"],
-        [(h.generation_id, round(h.score, 5), h.text_rank, h.vector_distance, h.model,
-          " ".join(h.snippet.split())[:120]) for h in hits],
+        [(h.generation_id, round(h.score, 5), _digits(h.text_rank), _digits(h.vector_distance),
+          h.model, _highlighted(" ".join(h.snippet.split())[:160])) for h in hits],
     )  # fmt: skip
+
+
+def _highlighted(snippet: str) -> Any:
+    """A snippet's ``<b>``…``</b>`` marks (from ``ts_headline``) as bold text."""
+    from rich.text import Text
+
+    text = Text()
+    for n, part in enumerate(re.split(r"</?b>", snippet)):
+        text.append(part, style="bold" if n % 2 else "")
+    return text
+
+
+def _digits(value: float | None) -> str | None:
+    """A rank or distance for a table: four significant digits (``--json`` has them all)."""
+    return None if value is None else f"{value:.4g}"
 
 
 @bench.command(name="search")
