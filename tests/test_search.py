@@ -374,6 +374,28 @@ def test_a_failing_indexer_is_reported_once_and_the_backfill_fills_in(project, d
     assert project.embed("hashing-384", build_index=False).text_indexed == 101
 
 
+def test_an_hnsw_index_built_with_older_parameters_is_rebuilt(project, dbq) -> None:
+    from promptlake.search.index import build_hnsw
+
+    _fill(project)
+    project.embed("hashing-384", build_index=False)
+    name = hnsw_index_name("hashing-384")
+    index_sql = (
+        f'CREATE INDEX "{name}" ON generation_embeddings USING hnsw'
+        " ((vector::vector(384)) vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        " WHERE embedder = 'hashing-384'"
+    )
+    dbq(index_sql)  # as an early version built it
+
+    def options() -> list:
+        return dbq("SELECT reloptions FROM pg_class WHERE relname = :n", {"n": name})[1]
+
+    assert options() == [(["m=16", "ef_construction=64"],)]
+    build_hnsw(project, "hashing-384", 384)
+    assert options() == [(["m=16", "ef_construction=128"],)]
+    assert project.search("carbonara", mode="vector", embedder="hashing-384", k=1)
+
+
 def test_embeddings_at_log_time_for_writers_and_sessions(lake, project, database_url,
                                                          monkeypatch, dbq) -> None:  # fmt: skip
     vector = HashingEmbedder().embed(["hello there"])[0]
