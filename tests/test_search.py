@@ -144,6 +144,9 @@ def test_cli_embed_and_search(project, database_url) -> None:
     assert len(hits) == 2 and "carbonara" in hits[0]["snippet"].lower()
     table = run("search", "carbonara", "--project", project.name, "--mode", "text")
     assert "carbonara" in table.lower()
+    like = json.loads(run("similar", hits[0]["generation_id"], "--project", project.name,
+                          "--json", "-k", "3"))  # fmt: skip
+    assert len(like) == 3 and hits[0]["generation_id"] not in {h["generation_id"] for h in like}
 
 
 def test_minilm_ranks_a_paraphrase_above_unrelated_rows(project) -> None:
@@ -394,6 +397,39 @@ def test_an_hnsw_index_built_with_older_parameters_is_rebuilt(project, dbq) -> N
     build_hnsw(project, "hashing-384", 384)
     assert options() == [(["m=16", "ef_construction=128"],)]
     assert project.search("carbonara", mode="vector", embedder="hashing-384", k=1)
+
+
+def test_similar_and_search_by_vector_use_stored_embeddings(project) -> None:
+    ids = _fill(project)
+    project.embed("hashing-384", build_index=False)
+    # "find generations like this one": its own stored vector, itself left out
+    pasta = ids["Recommend a pasta recipe"]
+    hits = project.similar(pasta, k=3)
+    assert len(hits) == 3 and pasta not in {h.generation_id for h in hits}
+    assert [h.vector_distance for h in hits] == sorted(h.vector_distance for h in hits)
+    copy_hits = project.similar(ids["copy"], k=1)  # an exact copy is the nearest: distance 0
+    assert copy_hits[0].generation_id == ids[ROWS[0][0]]
+    assert copy_hits[0].vector_distance == pytest.approx(0, abs=1e-6)
+    assert all(h.model == "llama-3" for h in project.similar(pasta, k=5, model="llama-3"))
+    # vectors from a model promptlake cannot run, given at log time
+    rng = np.random.default_rng(7)
+    base, far = rng.normal(size=8), rng.normal(size=8)
+    with project.writer(embedder="external-8") as w:
+        a = w.log(prompt="a", output="first", embedding=base)
+        b = w.log(prompt="b", output="near", embedding=base + rng.normal(scale=0.01, size=8))
+        w.log(prompt="c", output="far", embedding=far)
+    assert project.similar(a, k=1, embedder="external-8")[0].generation_id == b
+    by_vector = project.search("", k=1, mode="vector", vector=base, embedder="external-8")
+    assert by_vector[0].generation_id == a
+    # clear errors
+    with pytest.raises(promptlake.NotFoundError, match="has no embedding from external-8"):
+        project.similar(pasta, embedder="external-8")
+    with pytest.raises(ValidationError, match="external-8 vectors have 8"):
+        project.search("", mode="vector", vector=[1.0, 2.0, 3.0], embedder="external-8")
+    with pytest.raises(ValidationError, match="vector"):
+        project.search("x", mode="text", vector=base, embedder="external-8")
+    with pytest.raises(ValidationError, match="generation"):
+        project.similar("not-an-id")
 
 
 def test_embeddings_at_log_time_for_writers_and_sessions(lake, project, database_url,

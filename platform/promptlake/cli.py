@@ -784,12 +784,41 @@ def search_(
             query, k, mode=mode, embedder=embedder, language=language, model=model,
             origin=origin, end_user=end_user, tags=list(tags) or None,
         )  # fmt: skip
+    _print_hits(hits, f"{len(hits)} results ({mode})", as_json)
+
+
+@main.command(name="similar")
+@click.argument("generation")
+@click.option("--project", required=True)
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--embedder", help="Whose stored vector to use (default: the generation's only one).")
+@click.option("--model", help="Only generations of this model.")
+@click.option("--origin", type=click.Choice(["real", "synthetic"]))
+@click.option("--end-user", help="Only generations of this end user's sessions.")
+@click.option("--tag", "tags", multiple=True, help="Only generations with this tag (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def similar_(
+    generation: str, project: str, k: int, embedder: str | None, model: str | None,
+    origin: str | None, end_user: str | None, tags: tuple[str, ...], as_json: bool,
+) -> None:  # fmt: skip
+    """Generations nearest to GENERATION (an id) by its stored embedding, itself left out:
+    "find generations like this failing one". Nothing is re-embedded."""
+    with _lake() as lake:
+        proj = lake.project(project, create=False)
+        hits = proj.similar(
+            generation, k, embedder=embedder, model=model, origin=origin, end_user=end_user,
+            tags=list(tags) or None,
+        )  # fmt: skip
+    _print_hits(hits, f"{len(hits)} generations like {generation}", as_json)
+
+
+def _print_hits(hits: list, title: str, as_json: bool) -> None:
     if as_json:
         payload = [h.to_dict() for h in hits]
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
         return
     print_table(
-        f"{len(hits)} results ({mode})",
+        title,
         ["generation", "score", "text rank", "distance", "model", "snippet"],
         [(h.generation_id, round(h.score, 5), _digits(h.text_rank), _digits(h.vector_distance),
           h.model, _highlighted(" ".join(h.snippet.split())[:160])) for h in hits],

@@ -363,6 +363,14 @@ class Project:
 
         return search(self, query, k, mode=mode, **filters)
 
+    def similar(self, generation: Any, k: int = 10, **options: Any) -> list:
+        """The ``k`` generations nearest to ``generation`` by its stored embedding, itself
+        left out ("find generations like this failing one"); ``embedder=`` and the filters
+        of :meth:`search`. See :func:`promptlake.search.similar`."""
+        from .search import similar
+
+        return similar(self, generation, k, **options)
+
     @property
     def corpus(self) -> Corpus:
         """The project's RAG corpus: ``corpus.add(text_or_path)``, ``corpus.retrieve(q)``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .embedders import CallableEmbedder, Embedder, HashingEmbedder, MiniLMEmbedder, get_embedder
 from .index import IndexReport, backfill
-from .query import SearchHit, search
+from .query import SearchHit, search, similar
 
 __all__ = [
     "CallableEmbedder",
@@ -17,4 +17,5 @@ __all__ = [
     "backfill",
     "get_embedder",
     "search",
+    "similar",
 ]

@@ -22,6 +22,10 @@ per-embedder partial HNSW index.
 
 Filters (model, origin, time range, tags, session, end user, a score range) apply inside
 both lists, before ranking, so no result is ever outside them.
+
+The vector list can also start from a given vector (``vector=``: embeddings made by a
+model promptlake cannot run) or from a stored generation's own embedding
+(:func:`similar`: "find generations like this failing one").
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import numpy as np
 from psycopg import sql
 
 from ..dedup.shingles import FIELD_TEXT_SQL
-from ..errors import Problem, ValidationError
+from ..errors import NotFoundError, Problem, ValidationError
 from .embedders import Embedder, get_embedder
 from .index import check_language
 
@@ -142,6 +146,26 @@ def _register_vector(project: Project, conn: Any) -> None:
     register_vector_info(conn, info)
 
 
+def _query_vector(
+    conn: Any, project: Project, vector: Any, embedder: str | Embedder | None
+) -> tuple[str, np.ndarray]:
+    """``(embedder name, vector)`` for ``search(vector=...)``, checked against the
+    dimension of the vectors stored for that embedder."""
+    from .live import embedding_value
+
+    name, array = embedding_value(vector, embedder or _default_embedder(conn, project))
+    row = conn.execute(
+        "SELECT dimension FROM generation_embeddings WHERE project_id = %s AND embedder = %s"
+        " LIMIT 1",
+        (project.id, name),
+    ).fetchone()
+    if row is not None and row[0] != array.size:
+        raise ValidationError(
+            [Problem("vector", f"has {array.size} numbers; {name} vectors have {row[0]}")]
+        )
+    return name, array
+
+
 def _default_embedder(conn: Any, project: Project) -> str:
     """The project's only stored embedder, else ``hashing-384`` (looked up once per handle:
     DISTINCT over the embeddings index costs milliseconds at 100k rows)."""
@@ -177,10 +201,17 @@ def search(
     session: Any = None,
     end_user: str | None = None,
     score: tuple[str, float | None, float | None] | None = None,
+    vector: Any = None,
 ) -> list[SearchHit]:
-    """The ``k`` best generations of ``project`` for ``query``; see the module docstring."""
+    """The ``k`` best generations of ``project`` for ``query``; see the module docstring.
+
+    ``vector`` (vector and hybrid modes) is the query's embedding, made by ``embedder``
+    (a name or an object; default: the project's stored embedder), used instead of
+    embedding ``query``; the text list still uses ``query``."""
     if mode not in MODES:
         raise ValidationError([Problem("mode", f"must be one of {', '.join(MODES)}")])
+    if vector is not None and mode == "text":
+        raise ValidationError([Problem("vector", "needs mode 'vector' or 'hybrid'")])
     if not isinstance(query, str) or "\x00" in query:
         raise ValidationError([Problem("query", "must be text without NUL bytes")])
     if not 1 <= k <= 1000:
@@ -223,10 +254,15 @@ def search(
                 " ORDER BY text_rank DESC, s.generation_id LIMIT %(n)s) t"
             ).format(join=_join("s"), where=_and(where))
         if mode in ("vector", "hybrid"):
-            emb = get_embedder(embedder or _default_embedder(conn, project))
+            if vector is None:
+                emb = get_embedder(embedder or _default_embedder(conn, project))
+                name, dimension = emb.name, emb.dimension
+                params["vec"] = np.asarray(emb.embed([query])[0], dtype=np.float32)
+            else:
+                name, params["vec"] = _query_vector(conn, project, vector, embedder)
+                dimension = params["vec"].size
             _register_vector(project, conn)
-            params["vec"] = np.asarray(emb.embed([query])[0], dtype=np.float32)
-            expr = sql.SQL("(e.vector::vector({}))").format(sql.Literal(emb.dimension))
+            expr = sql.SQL("(e.vector::vector({}))").format(sql.Literal(dimension))
             settings = (str(ef_search(n)),)
             vector_part = sql.SQL(
                 "SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS vector_pos"
@@ -234,7 +270,7 @@ def search(
                 " AS distance FROM generation_embeddings e {join}"
                 " WHERE e.project_id = %(p)s AND e.embedder = {name} {where}"
                 " ORDER BY {expr} <=> %(vec)s::vector({dim}) LIMIT %(n)s) v"
-            ).format(expr=expr, dim=sql.Literal(emb.dimension), name=sql.Literal(emb.name),
+            ).format(expr=expr, dim=sql.Literal(dimension), name=sql.Literal(name),
                      join=_join("e"), where=_and(where))  # fmt: skip
         statement = sql.SQL(
             "WITH q AS (SELECT websearch_to_tsquery(%(lang)s::regconfig, %(q)s) AS q),"
@@ -258,3 +294,47 @@ def search(
             cursor = conn.execute(statement, params)
         rows = cursor.fetchall()
     return [SearchHit(r[0], r[1] or "", r[2], r[3], float(r[4]), r[5], r[6]) for r in rows]
+
+
+def similar(
+    project: Project,
+    generation: Any,
+    k: int = 10,
+    *,
+    embedder: str | Embedder | None = None,
+    **filters: Any,
+) -> list[SearchHit]:
+    """The ``k`` generations nearest to ``generation`` (an id or a ``Generation``) by its
+    stored embedding (from ``embedder``; default: its only one, else the project's
+    default), itself left out; ``filters`` as in :func:`search`. Nothing is re-embedded,
+    so this works for vectors given at log time by any model."""
+    from ..access import as_uuid
+
+    try:
+        gid = as_uuid(generation)
+    except (TypeError, ValueError, AttributeError):
+        raise ValidationError([Problem("generation", "must be a generation or its id")]) from None
+    wanted = getattr(embedder, "name", embedder)
+    with project.lake._transaction(project) as conn:
+        _register_vector(project, conn)
+        stored = {
+            row[0]: row[1].to_numpy()  # pgvector's Vector
+            for row in conn.execute(
+                "SELECT embedder, vector FROM generation_embeddings"
+                " WHERE project_id = %s AND generation_id = %s",
+                (project.id, gid),
+            )
+        }
+        if wanted is None and len(stored) > 1:
+            wanted = _default_embedder(conn, project)
+    name = wanted if wanted is not None else next(iter(stored), None)
+    if name not in stored:
+        which = f" from {name}" if name else ""
+        raise NotFoundError(
+            f"generation {gid} has no embedding{which} in project {project.name}"
+            f" (it has: {', '.join(sorted(stored)) or 'none'}); `promptlake embed` or"
+            " log(..., embedding=...) stores one"
+        )
+    hits = search(project, "", k + 1, mode="vector", embedder=name, vector=stored[name],
+                  **filters)  # fmt: skip
+    return [h for h in hits if h.generation_id != gid][:k]
