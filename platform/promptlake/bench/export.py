@@ -154,7 +154,7 @@ def run_export_bench(
     result["export_vs_copy"] = round(result["export_rows_per_s"] / result["copy_rows_per_s"], 3)
     if dvc:
         result["dvc_repro_seconds"] = round(_time_dvc(lake), 1)
-    drop_projects(lake, PROJECT)
+    drop_projects(lake, PROJECT, vacuum="generations, sessions")
     return result
 
 

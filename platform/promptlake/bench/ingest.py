@@ -65,6 +65,7 @@ from ..errors import DatabaseError
 from ..ids import uuid7
 from ..ingest.records import prepare_generation
 from ..ingest.writer import COLUMN_TYPES, COPY_SQL, generation_tuple
+from . import as_login
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -316,20 +317,13 @@ class _Bench:
 
 
 @contextmanager
-def _login(bench: _Bench, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-    """A connection as the login of the lake's URL, in one transaction (or autocommit)."""
+def _login(bench: _Bench) -> Iterator[psycopg.Connection]:
+    """A connection as the login of the lake's URL, in one transaction."""
     raw = bench.login.raw_connection()
     try:
         conn: psycopg.Connection = raw.driver_connection  # type: ignore[assignment]
-        if autocommit:
-            conn.autocommit = True
-            try:
-                yield conn
-            finally:
-                conn.autocommit = False
-        else:
-            with conn.transaction():
-                yield conn
+        with conn.transaction():
+            yield conn
     finally:
         raw.close()
 
@@ -581,12 +575,9 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def _checkpoint(bench: _Bench) -> None:
-    """Flush dirty pages before a timed run, where the login is allowed to."""
-    try:
-        with _login(bench, autocommit=True) as conn:
-            conn.execute("CHECKPOINT")
-    except psycopg.Error:
-        pass  # needs superuser or pg_checkpoint; the runs are then merely noisier
+    """Flush dirty pages before a timed run, where the login is allowed to (superuser or
+    pg_checkpoint; otherwise the runs are merely noisier)."""
+    as_login(bench.lake, "CHECKPOINT")
 
 
 def _count(bench: _Bench, project: Project) -> int:
@@ -621,9 +612,4 @@ def _vacuum(bench: _Bench) -> bool:
     is truncated. Left to autovacuum, the space stays in the tables' free-space maps, and
     the next bulk load into it (the first run of the next bench) is measured at a fraction
     of its speed: 1.7-3k instead of ~10k rows/s for raw COPY on these machines."""
-    try:
-        with _login(bench, autocommit=True) as conn:
-            conn.execute("VACUUM generations, sessions")  # not inside a transaction
-        return True
-    except psycopg.Error:
-        return False
+    return as_login(bench.lake, "VACUUM generations, sessions")
