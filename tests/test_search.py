@@ -430,6 +430,8 @@ def test_similar_and_search_by_vector_use_stored_embeddings(project) -> None:
         project.search("x", mode="text", vector=base, embedder="external-8")
     with pytest.raises(ValidationError, match="generation"):
         project.similar("not-an-id")
+    with pytest.raises(ValidationError, match="k"):
+        project.similar(a, k=0, embedder="external-8")
 
 
 def test_embeddings_at_log_time_for_writers_and_sessions(lake, project, database_url,

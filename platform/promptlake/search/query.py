@@ -335,6 +335,8 @@ def similar(
             f" (it has: {', '.join(sorted(stored)) or 'none'}); `promptlake embed` or"
             " log(..., embedding=...) stores one"
         )
-    hits = search(project, "", k + 1, mode="vector", embedder=name, vector=stored[name],
-                  **filters)  # fmt: skip
+    if not 1 <= k <= 1000:
+        raise ValidationError([Problem("k", "must be between 1 and 1000")])
+    hits = search(project, "", min(k + 1, 1000), mode="vector", embedder=name,
+                  vector=stored[name], **filters)  # fmt: skip
     return [h for h in hits if h.generation_id != gid][:k]
