@@ -254,7 +254,7 @@ def _own_transaction(project: Project) -> Iterator[psycopg.Connection]:
 
 
 class BackgroundIndexer:
-    """Full-text indexing of committed batches in one worker thread (see the docstring)."""
+    """Search indexing of committed batches in worker threads (see the module docstring)."""
 
     def __init__(self, project: Project, language: str = "english", workers: int = 2) -> None:
         from ..access import require_member
