@@ -347,3 +347,21 @@ def test_writer_of_b_cannot_touch_a_through_the_api(tenants, database_url, monke
         with pytest.raises(promptlake.PromptLakeError):
             b.log(prompt="x", output="y", parent=gens[0][0])
     assert _digest(dbq, tenants["a"]) == before
+
+
+def test_same_names_of_different_owners(lake, database_url, monkeypatch) -> None:
+    monkeypatch.setenv("PROMPTLAKE_DATABASE_URL", database_url)
+    ids = {}
+    for owner in ("olga", "oscar"):
+        with promptlake.connect(principal=owner) as own:
+            project = own.project("shared-name")
+            project.grant("carol", "analyst")
+            ids[owner] = project.id
+    assert ids["olga"] != ids["oscar"]
+    with promptlake.connect(principal="carol") as carol:
+        with pytest.raises(promptlake.ValidationError, match="several of your projects"):
+            carol.project("shared-name", create=False)
+        assert carol.project(str(ids["oscar"]), create=False).id == ids["oscar"]
+        with pytest.raises(promptlake.ValidationError):  # ambiguous, not absent: no new one
+            carol.project("shared-name")
+        assert carol.projects() == ["shared-name", "shared-name"]

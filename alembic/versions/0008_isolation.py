@@ -151,15 +151,15 @@ CREATE OR REPLACE FUNCTION promptlake_create_project(project_name text,
   END $$"""
 
 USAGE_BODY = """
-  SELECT (g.created_at AT TIME ZONE 'UTC')::date, m.name, count(*),
+  SELECT {project}(g.created_at AT TIME ZONE 'UTC')::date, m.name, count(*),
          count(*) FILTER (WHERE g.status = 'error'), sum(g.prompt_tokens),
          sum(g.completion_tokens), sum(g.cost_usd), avg(g.latency_ms)
     FROM public.generations g
     LEFT JOIN public.models m ON m.project_id = g.project_id AND m.id = g.model_id
    WHERE {scope}
-   GROUP BY 1, 2"""
+   GROUP BY {groups}"""
 USAGE_FN = """
-CREATE OR REPLACE FUNCTION promptlake_usage() RETURNS TABLE (
+CREATE FUNCTION promptlake_usage() RETURNS TABLE ({project}
     day date, model text, calls bigint, errors bigint, prompt_tokens bigint,
     completion_tokens bigint, cost_usd numeric, avg_latency_ms double precision)
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
@@ -241,6 +241,25 @@ LOGIN_FNS = [
 ]
 LOGIN_FN_NAMES = ["promptlake_login(text)", "promptlake_login_role_name(text)"]
 KEY_FN_NAMES = ["promptlake_key_fingerprint(text)", "promptlake_register_key(text, text)"]
+
+
+def _replace_usage(*, new: bool) -> None:
+    body = USAGE_BODY.format(
+        project="g.project_id, " if new else "",
+        scope=NEW_USAGE_SCOPE if new else OLD_USAGE_SCOPE,
+        groups="1, 2, 3" if new else "1, 2",
+    )
+    op.execute("DROP VIEW project_usage")
+    op.execute("DROP FUNCTION promptlake_usage()")
+    op.execute(USAGE_FN.format(project="project_id uuid," if new else "", body=body))
+    op.execute(
+        "CREATE VIEW project_usage WITH (security_invoker = true) AS"
+        " SELECT * FROM promptlake_usage()"
+    )
+    groups = ", ".join(GROUP_ROLES)
+    op.execute(f"GRANT SELECT ON project_usage TO {groups}")
+    op.execute("REVOKE ALL ON FUNCTION promptlake_usage() FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION promptlake_usage() TO {groups}")
 
 
 def _rewrite_policies(conn: sa.Connection, *, upgrade: bool) -> None:
@@ -330,7 +349,8 @@ def upgrade() -> None:
     op.execute(PRINCIPAL_FN)
     op.execute(PROJECTS_FN)
     op.execute(CREATE_PROJECT_FN)
-    op.execute(USAGE_FN.format(body=USAGE_BODY.format(scope=NEW_USAGE_SCOPE)))
+    # the viewers' aggregates gain the project, now that one query spans several
+    _replace_usage(new=True)
     for statement in KEY_FNS + LOGIN_FNS:
         op.execute(statement)
     groups = ", ".join(GROUP_ROLES)
@@ -359,7 +379,7 @@ def downgrade() -> None:
     op.execute(f"REVOKE USAGE ON SCHEMA public FROM {LOGIN_GROUP}")
     for signature in reversed(KEY_FN_NAMES + LOGIN_FN_NAMES):
         op.execute(f"DROP FUNCTION IF EXISTS {signature}")
-    op.execute(USAGE_FN.format(body=USAGE_BODY.format(scope=OLD_USAGE_SCOPE)))
+    _replace_usage(new=False)
     op.execute(OLD_CREATE_PROJECT_FN)
     op.execute("DROP FUNCTION IF EXISTS promptlake_projects(text[])")
     op.execute(OLD_PRINCIPAL_FN)

@@ -190,13 +190,8 @@ class Lake:
             found = by_id
         elif len(found) > 1 and found[0][2] != self.principal:
             owners = ", ".join(f"{f[0]} (owner {f[2]})" for f in found)
-            raise ValidationError(
-                [
-                    Problem(
-                        "project", f"{name!r} names several of your projects: {owners}; pass an id"
-                    )
-                ]
-            )
+            why = f"{name!r} names several of your projects: {owners}; pass an id"
+            raise ValidationError([Problem("project", why)])
         project = Project(self, found[0][0], found[0][1])
         self._projects[name] = project
         return project
