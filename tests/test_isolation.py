@@ -17,8 +17,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 import promptlake
+from promptlake.db.logins import login_password
 from promptlake.db.models import Base
 
 MARK = "ZQXSECRETA"
@@ -291,6 +293,12 @@ def test_principal_sql_runs_on_its_own_login(tenants, database_url, monkeypatch,
         login, current, principal, superuser, app = rows[0]
         assert login == current and login.startswith("pl_banalyst_")
         assert principal == "banalyst" and superuser is False and app is False
+        url = sa.engine.make_url(lake.login_url())
+        assert url.username == login and url.drivername == "postgresql"
+        assert url.password == login_password(lake.master_key(), "banalyst")
+        _, (row,) = dbq("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid"
+                        " WHERE rolname = :r", {"r": login})  # fmt: skip
+        assert row == (True,)
     # no login role a principal gets is a superuser, owns anything, or may run programs
     _, bad = dbq(
         "SELECT r.rolname FROM pg_roles r WHERE r.oid IN (SELECT member FROM pg_auth_members"

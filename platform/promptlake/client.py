@@ -245,10 +245,8 @@ class Lake:
     def login_url(self) -> str:
         """A libpq URL of the principal's own database login, for psql, pandas or BI
         tools: what it shows is exactly what row-level security lets the principal see."""
-        import sqlalchemy as sa
-
-        url = self._login_engine().url.render_as_string(hide_password=False)
-        return str(sa.engine.make_url(url).set(drivername="postgresql"))
+        url = self._login_engine().url.set(drivername="postgresql")
+        return str(url.render_as_string(hide_password=False))
 
     # -- internals --------------------------------------------------------------------
 
