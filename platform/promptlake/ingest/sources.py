@@ -65,7 +65,17 @@ def _jsonl_records(f: BinaryIO) -> Iterator[Record]:
                 continue
             except json.JSONDecodeError as exc:
                 problem = Problem("json", f"{exc.msg} at column {exc.colno}")
+            except (ValueError, RecursionError) as exc:
+                problem = unreadable(exc)
         yield Record(label, key, problem=problem)
+
+
+def unreadable(exc: ValueError | RecursionError) -> Problem:
+    """Why a syntactically valid JSON text could not be read: Python's json refuses
+    integers of more than 4300 digits and nesting past its recursion limit."""
+    if isinstance(exc, RecursionError):
+        return Problem("json", "is nested too deeply to read (about 1000 levels or more)")
+    return Problem("json", f"cannot be read: {str(exc).splitlines()[0][:120]}")
 
 
 def _array_records(f: BinaryIO) -> Iterator[Record]:
@@ -74,9 +84,14 @@ def _array_records(f: BinaryIO) -> Iterator[Record]:
     index = -1
     try:
         for index, value in enumerate(ijson.items(f, "item", use_float=True)):
-            canonical = json.dumps(value, sort_keys=True).encode()
-            yield Record(f"item {index}", f"item {index} sha256={digest(canonical)}", value)
-    except ijson.JSONError as exc:
+            label = f"item {index}"
+            try:
+                canonical = json.dumps(value, sort_keys=True).encode()
+            except (ValueError, RecursionError) as exc:
+                yield Record(label, label, problem=unreadable(exc))
+                continue
+            yield Record(label, f"{label} sha256={digest(canonical)}", value)
+    except (ijson.JSONError, ValueError, RecursionError) as exc:  # the stream cannot go on
         message = exc.args[0] if exc.args else str(exc)
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
