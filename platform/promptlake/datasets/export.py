@@ -225,9 +225,8 @@ def _check_writable(partial: Path, path: str | Path) -> None:
 
 
 def read_parquet(path: str | Path) -> pa.Table:
-    import pyarrow.parquet as pq
-
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
         return pq.read_table(str(path))

@@ -87,7 +87,7 @@ def lock_md5(lock_path: str | Path, out_path: str) -> str:
         raise ConfigurationError(f"{lock_path}: is not a DVC lock file ({reason})") from None
     wanted = Path(out_path).as_posix().rstrip("/")
     stages = lock.get("stages") if isinstance(lock, dict) else None
-    for stage in (stages.values() if isinstance(stages, dict) else ()):
+    for stage in stages.values() if isinstance(stages, dict) else ():
         outs = stage.get("outs") if isinstance(stage, dict) else None
         for out in outs if isinstance(outs, list) else ():
             if not isinstance(out, dict):
