@@ -14,6 +14,7 @@ promptlake, and nothing at run time imports it.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from setuptools.command.build_py import build_py
@@ -43,6 +44,7 @@ class BuildPy(build_py):
         if not any(f.parts[0] == "versions" for f in files):
             raise RuntimeError(f"no migrations under {source}: the wheel would not migrate")
         target = Path(self.build_lib) / "promptlake" / "migrations"
+        shutil.rmtree(target, ignore_errors=True)  # a reused build/ keeps no stale revision
         for rel in files:
             self.mkpath(str((target / rel).parent))
             self.copy_file(str(source / rel), str(target / rel))

@@ -833,7 +833,7 @@ def insert_attachments(conn: psycopg.Connection, values: list[tuple]) -> None:
 def _maybe_uuid(value: Any) -> uuid.UUID | None:
     if isinstance(value, uuid.UUID):
         return value
-    try:
-        return uuid.UUID(str(value)) if value is not None else None
+    try:  # only text: str() of a caller's object may recurse without end or fail
+        return uuid.UUID(value) if isinstance(value, str) else None
     except ValueError:
         return None
