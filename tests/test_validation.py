@@ -201,3 +201,51 @@ def test_writer_sets_bad_sessions_and_scores_aside(project) -> None:
     reasons = [str(p) for r in w.rejected for p in r.problems]
     assert len(reasons) == 3 and "value: must be a finite number" in reasons[0]
     assert w.rejected[1].item.startswith("score for [{'a': {")  # a short label, not a crash
+
+
+def _deep_json(levels: int) -> str:
+    return '{"a": ' * levels + "1" + "}" * levels
+
+
+def test_import_sets_deep_and_huge_lines_aside_and_keeps_the_rest(project, tmp_path) -> None:
+    """One line nested 10,000 deep (Python cannot read it), one nested 150 deep (readable,
+    over the limit), one with a 5,000-digit number: each rejected with its line, the
+    good lines around them stored."""
+    turn = (
+        '{{"conversations": [{{"from": "human", "value": "{q}"}},'
+        ' {{"from": "gpt", "value": "a"}}]{extra}}}'
+    )
+    lines = [
+        turn.format(q="first", extra=""),
+        _deep_json(10_000),
+        turn.format(q="deep", extra=', "meta": ' + _deep_json(150)),
+        turn.format(q="digits", extra=', "n": ' + "7" * 5_000),
+        turn.format(q="last", extra=""),
+    ]
+    path = tmp_path / "conversations.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = project.import_file(path, "sharegpt")
+    assert report.stored == 2
+    reasons = dict(report.rejected)
+    assert list(reasons) == ["line 2", "line 3 (turn 1)", "line 4"]
+    assert reasons["line 2"] == "json: is nested too deeply to read (about 1000 levels or more)"
+    assert reasons["line 3 (turn 1)"].startswith("metadata: $.meta.a.a")
+    assert "nested deeper than 100 levels" in reasons["line 3 (turn 1)"]
+    assert reasons["line 4"].startswith("json: cannot be read: Exceeds the limit (4300 digits)")
+    _, stored = project.query("SELECT input_messages->0->>'content' FROM generations ORDER BY 1")
+    assert stored == [("first",), ("last",)]
+
+
+def test_json_array_reports_what_follows_it(project, tmp_path) -> None:
+    """A JSONL file whose first line is an array is read as a JSON array: the lines after
+    it are reported as unread, not silently dropped."""
+    path = tmp_path / "looks-like-an-array.jsonl"
+    path.write_text('[{"instruction": "i", "output": "o"}]\n{"instruction": "j", "output": "p"}\n')
+    report = project.import_file(path, "alpaca")
+    assert report.stored == 1
+    assert report.rejected == [
+        (
+            "item 1",
+            "json: data follows the array (a JSONL file?); the rest of the file cannot be read",
+        )
+    ]

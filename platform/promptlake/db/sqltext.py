@@ -10,8 +10,9 @@ PostgreSQL's lexer would: string literals (``'...'``, ``E'...'``, dollar-quoted
 placeholder, also right before a cast (``:n::int``). A placeholder without a value is a
 :class:`~promptlake.errors.ValidationError` naming it, before anything reaches the database.
 
-The query is then sent as psycopg's ``%(name)s`` form (``%`` doubled), so no other layer
-rewrites it; a query without placeholders is sent exactly as written.
+The query is then sent in psycopg's ``%(name)s`` form with every ``%`` doubled (psycopg
+reads ``%`` wherever parameters are passed, and SQLAlchemy always passes them), so no
+other layer rewrites it.
 """
 
 from __future__ import annotations
@@ -98,14 +99,11 @@ def _skip_block_comment(query: str, i: int) -> int:
     return len(query)
 
 
-def to_driver(query: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
-    """``query`` in psycopg's parameter style and the parameters it uses, or the query
-    unchanged and None when it has no placeholders. Raises :class:`ValidationError` for
-    a placeholder with no value."""
+def to_driver(query: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """``query`` in psycopg's parameter style and the parameters it uses (for
+    ``exec_driver_sql``). Raises :class:`ValidationError` for a placeholder with no value."""
     params = dict(params or {})
     found = placeholders(query)
-    if not found:
-        return query, None
     missing = sorted({name for _, _, name in found if name not in params})
     if missing:
         raise ValidationError(
