@@ -187,3 +187,21 @@ def mlflow_database(admin_url):
 @pytest.fixture
 def mlflow_store(mlflow_database, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+FUZZ_REPORT = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def fuzz_report(request: pytest.FixtureRequest) -> list[str]:
+    """Lines the fuzz tests add (examples tried and what became of them), printed in the
+    terminal summary under "fuzzing"."""
+    return request.config.stash.setdefault(FUZZ_REPORT, [])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    lines = config.stash.get(FUZZ_REPORT, [])
+    if lines:
+        terminalreporter.section("fuzzing")
+        for line in lines:
+            terminalreporter.write_line(line)

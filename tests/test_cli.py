@@ -151,3 +151,67 @@ def test_demo_loads_scores_and_reports_and_is_repeatable(run, dbq) -> None:
     assert second.returncode == 0 and "stored 0" in second.stdout
     _, after = dbq("SELECT count(*) FROM generations")
     assert after[0][0] == before[0][0]
+
+
+def test_sql_text_with_colons_is_plain_sql(run) -> None:
+    """Colons inside literals, dollar quotes, quoted names and comments and ``::`` casts
+    are SQL, not parameters; ``:n::int`` binds ``n`` and casts it."""
+    query = (
+        "SELECT '{\"a\":1}'::jsonb->>'a' AS j, $tag$:x$tag$ AS d, E'\\\\:y' AS e,"
+        " 1 AS \":z\", :n::int + 1 AS n, '100%' AS p -- :comment"
+    )
+    out = run("sql", query, "--param", "n=41", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {
+        "j": "1",
+        "d": ":x",
+        "e": "\\:y",
+        ":z": 1,
+        "n": 42,
+        "p": "100%",
+    }
+    plain = run("sql", "SELECT '{\"a\":1}'::jsonb AS j, '5%' AS p", "--format", "csv")
+    assert plain.returncode == 0 and plain.stdout.splitlines() == ["j,p", '"{""a"": 1}",5%'], plain
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sql", "SELECT :x"], "error: query: :x has no value; pass it as a parameter"),
+        (["sql", "SELECT :x, :y", "--param", "x=1"], "error: query: :y has no value"),
+        (["sql", "SELEC 1"], 'error: running SQL: syntax error at or near "SELEC"'),
+        (["sql", "SELECT 1", "--project", "nope"], "error: no project named 'nope'"),
+        (["dataset", "export", "--project", "p", "--out", "/proc/x.parquet"],
+         "error: cannot write /proc/x.parquet: No such file or directory"),
+    ],
+)  # fmt: skip
+def test_user_mistakes_are_one_line_and_exit_1(run, lake, args, message) -> None:
+    lake.project("p")
+    out = run(*args)
+    assert out.returncode == 1, out
+    assert out.stderr.startswith(message), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_file_mistakes_in_the_dataset_stages_are_one_line(run, lake, tmp_path: Path) -> None:
+    lake.project("p").log(prompt="q", output="a")
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    good = tmp_path / "g.parquet"
+    assert run("dataset", "export", "--project", "p", "--out", str(good)).returncode == 0
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    (tmp_path / "broken.yaml").write_text("export: [1\n")
+    cases = [
+        (["dataset", "dedup", str(tmp_path / "bad.parquet"), "--params", str(params),
+          "--out", str(tmp_path / "o.parquet")], "cannot be read as Parquet"),
+        (["dataset", "dedup", str(good), "--params", str(params), "--out",
+          str(tmp_path / "o.parquet"), "--report", "/proc/r.json"],
+         "/proc/r.json: No such file or directory"),
+        (["dataset", "dedup", str(good), "--params", str(params), "--out", "/proc/o.parquet"],
+         "cannot write /proc/o.parquet"),
+        (["dataset", "dedup", str(good), "--params", str(tmp_path / "broken.yaml"),
+          "--out", str(tmp_path / "o.parquet")], "is not valid YAML at line 2, column 1"),
+    ]  # fmt: skip
+    for args, message in cases:
+        out = run(*args)
+        assert out.returncode == 1 and message in out.stderr, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr

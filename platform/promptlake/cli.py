@@ -72,6 +72,17 @@ class _Group(click.Group):
         except PromptLakeError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except OSError as exc:  # a path the user gave: missing, unwritable, a directory
+            click.echo(f"error: {_os_error(exc)}", err=True)
+            sys.exit(1)
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a failed file operation: the path and the system's reason."""
+    if exc.filename is not None and exc.strerror:
+        target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+        return f"{exc.filename}{target}: {exc.strerror}"
+    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

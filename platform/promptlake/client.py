@@ -28,6 +28,7 @@ from .config import Settings, load_settings
 from .db import logins
 from .db import migrate as migrations
 from .db.engine import describe, make_engine, resolve_url, translate
+from .db.sqltext import to_driver
 from .errors import NotFoundError, PermissionDeniedError, Problem, ValidationError
 from .generation import Generation, generation_from_row, select_generations_sql
 from .ids import uuid7
@@ -216,8 +217,9 @@ class Lake:
         over every project the principal is a member of; ``project`` narrows to one."""
         import pandas as pd
 
+        statement, bound = to_driver(query, params)  # ':name' found as PostgreSQL reads SQL
         with self._user_transaction(project) as conn:
-            result = conn.execute(_text(query), dict(params or {}))
+            result = conn.exec_driver_sql(statement, bound)
             if not result.returns_rows:
                 return pd.DataFrame()
             rows = result.fetchall()
@@ -233,8 +235,9 @@ class Lake:
         project: Project | str | None = None,
     ) -> tuple[list[str], list[tuple]]:
         """Run a query as the principal's login; return (column names, rows) without pandas."""
+        statement, bound = to_driver(query, params)
         with self._user_transaction(project) as conn:
-            result = conn.execute(_text(query), dict(params or {}))
+            result = conn.exec_driver_sql(statement, bound)
             if not result.returns_rows:
                 return [], []
             rows = [tuple(r) for r in result]

@@ -70,9 +70,14 @@ def prepare_score(
     if isinstance(value, bool):
         values["data_type"], values["value_bool"] = "boolean", value
     elif isinstance(value, int | float):
-        if not math.isfinite(value):
-            c.add("value", f"must be a finite number, got {value}")
-        values["data_type"], values["value_numeric"] = "numeric", float(value)
+        try:
+            number = float(value)  # value_numeric is double precision
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            shown = value if isinstance(value, float) else "an integer beyond a float's range"
+            c.add("value", f"must be a finite number, got {shown}")
+        values["data_type"], values["value_numeric"] = "numeric", number
     elif isinstance(value, str):
         values["data_type"], values["value_text"] = "categorical", c.name("value", value)
     else:

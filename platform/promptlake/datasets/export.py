@@ -203,17 +203,38 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
     """Fixed writer settings, so equal tables give equal files."""
     import pyarrow.parquet as pq
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, str(path), row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, str(path), row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+    except OSError as exc:
+        text = str(exc)  # pyarrow's: "Failed to open local file '...'. Detail: [errno 2] ..."
+        reason = text.split("Detail: ")[-1] if "Detail: " in text else exc.strerror or text
+        raise ConfigurationError(f"cannot write {path}: {reason}") from None
+
+
+def _check_writable(partial: Path, path: str | Path) -> None:
+    """Create ``partial`` (the file written before it is renamed to ``path``), or raise
+    :class:`ConfigurationError` saying why ``path`` cannot be written."""
+    try:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigurationError(f"cannot write {path}: {reason}") from None
 
 
 def read_parquet(path: str | Path) -> pa.Table:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         return pq.read_table(str(path))
     except FileNotFoundError:
         raise ConfigurationError(f"{path}: no such file (run the previous stage first)") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigurationError(f"{path}: cannot be read as Parquet ({reason})") from None
 
 
 def export(
@@ -253,10 +274,10 @@ def export(
         except BaseException as exc:  # handed to the caller's thread below
             failure.append(exc)
 
+    partial = Path(path).with_name(Path(path).name + ".partial")
+    _check_writable(partial, path)  # before the COPY starts: a bad --out costs nothing
     thread = threading.Thread(target=pump, name="promptlake-export", daemon=True)
     thread.start()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(path).with_name(Path(path).name + ".partial")
     rows = 0
     try:
         with os.fdopen(read_fd, "rb") as source:
@@ -288,7 +309,8 @@ def export(
     except BaseException:
         thread.join()
         partial.unlink(missing_ok=True)
-        if failure:  # the COPY failed first: its error is the cause, not the broken pipe
+        # the COPY failed first: its error is the cause, not the broken pipe
+        if failure and not isinstance(failure[0], BrokenPipeError):
             raise failure[0] from None
         raise
     thread.join()

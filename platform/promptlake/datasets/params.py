@@ -284,7 +284,11 @@ def read_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValidationError([Problem(str(path), f"is not valid YAML: {exc}")]) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        problem = Problem(str(path), f"is not valid YAML{where}: {reason}")
+        raise ValidationError([problem]) from None
     if raw is not None and not isinstance(raw, dict):
         raise ValidationError([Problem(str(path), "must hold a mapping of sections")])
     return raw or {}

@@ -82,9 +82,16 @@ def lock_md5(lock_path: str | Path, out_path: str) -> str:
         raise ConfigurationError(
             f"{lock_path}: not found (run this stage with dvc repro)"
         ) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise ConfigurationError(f"{lock_path}: is not a DVC lock file ({reason})") from None
     wanted = Path(out_path).as_posix().rstrip("/")
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    for stage in stages.values() if isinstance(stages, dict) else ():
+        outs = stage.get("outs") if isinstance(stage, dict) else None
+        for out in outs if isinstance(outs, list) else ():
+            if not isinstance(out, dict):
+                continue
             if Path(str(out.get("path", ""))).as_posix().rstrip("/") == wanted and out.get("md5"):
                 return str(out["md5"])
     raise ConfigurationError(f"{lock_path} has no md5 for {out_path!r}: run dvc repro first")

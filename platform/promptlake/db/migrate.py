@@ -1,8 +1,11 @@
-"""Apply the Alembic migrations in the repository's top-level ``alembic/`` folder.
+"""Apply promptlake's Alembic migrations.
 
-``connect()`` calls :func:`upgrade` so that a fresh database is usable at once; the check
-of the current revision is one query, so an up-to-date database costs almost nothing.
-Concurrent processes serialise on an advisory lock taken in ``alembic/env.py``.
+The migrations live in the repository's top-level ``alembic/`` folder; a wheel carries a
+copy made at build time (``promptlake/_build.py``) in ``promptlake/migrations/``. An
+installed package uses its own copy, a source checkout (editable install) its
+``alembic/``. ``connect()`` calls :func:`upgrade` so that a fresh database is usable at
+once; the check of the current revision is one query, so an up-to-date database costs
+almost nothing. Concurrent processes serialise on an advisory lock taken in ``env.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,21 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigurationError
 
-ALEMBIC_DIR = Path(__file__).resolve().parents[3] / "alembic"
+PACKAGED_DIR = Path(__file__).resolve().parents[1] / "migrations"
+"""Where an installed wheel holds the migrations."""
+SOURCE_DIR = Path(__file__).resolve().parents[3] / "alembic"
+"""Where a source checkout holds them (the one copy in git)."""
+
+
+def migrations_dir() -> Path:
+    """The folder of ``env.py``, ``script.py.mako`` and ``versions/`` to migrate with."""
+    for candidate in (PACKAGED_DIR, SOURCE_DIR):
+        if (candidate / "env.py").is_file():
+            return candidate
+    return PACKAGED_DIR
+
+
+ALEMBIC_DIR = migrations_dir()
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None):
@@ -21,8 +38,8 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
 
     if not (ALEMBIC_DIR / "env.py").exists():
         raise ConfigurationError(
-            f"promptlake's migrations were not found at {ALEMBIC_DIR}; install promptlake "
-            "from its source tree (pip install -e .)"
+            f"promptlake's migrations were not found (looked in {PACKAGED_DIR} and"
+            f" {SOURCE_DIR}); reinstall promptlake from a wheel or its source tree"
         )
     cfg = Config()
     cfg.set_main_option("script_location", str(ALEMBIC_DIR))

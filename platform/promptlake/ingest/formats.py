@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ..errors import Problem
-from .sources import Record
+from .records import _brief
+from .sources import Record, unreadable
 
 SPEAKERS = {
     **dict.fromkeys(("human", "user"), "user"),
@@ -127,7 +128,8 @@ def sharegpt(record: Record) -> Unit:
         speaker, value = turn.get("from"), turn.get("value")
         role = SPEAKERS.get(speaker.lower()) if isinstance(speaker, str) else None
         if role is None:
-            bad(f"{where}.from", f"{speaker!r} is not a known speaker ({', '.join(SPEAKERS)})")
+            known = ", ".join(SPEAKERS)
+            bad(f"{where}.from", f"{_brief(speaker)} is not a known speaker ({known})")
         if not isinstance(value, str):
             bad(f"{where}.value", "must be text")
         if role == "assistant" and messages:
@@ -149,7 +151,7 @@ def openai(record: Record) -> Unit:
     *history, reply = messages
     role = reply.get("role") if isinstance(reply, dict) else None
     if role != "assistant":
-        bad("messages", f"the last message must be the assistant's reply, not role {role!r}")
+        bad("messages", f"the last message must be the assistant's reply, not role {_brief(role)}")
     fields: dict[str, Any] = {"messages": history, "output": _text(reply.get("content"))}
     metadata = obj.get("metadata")
     if reply.get("tool_calls") is not None:
@@ -214,7 +216,7 @@ def mtbench_question(record: Record, questions: dict[str, dict[str, Any]]) -> li
     if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
         bad("turns", "must be a non-empty list of question texts")
     if str(qid) in questions:
-        bad("question_id", f"{qid!r} already appeared on {questions[str(qid)]['label']}")
+        bad("question_id", f"{_brief(qid)} already appeared on {questions[str(qid)]['label']}")
     category, reference = obj.get("category"), obj.get("reference")
     questions[str(qid)] = {
         "id": qid,
@@ -235,9 +237,11 @@ def mtbench_answer(
     qid = obj.get("question_id")
     question = questions.get(str(qid)) if isinstance(qid, int | str) else None
     if question is None:
-        bad("question_id", f"{qid!r} is not a question of {source}")
+        bad("question_id", f"{_brief(qid)} is not a question of {source}")
     question["answered"] = True
     model = obj.get("model_id") or model
+    if model is not None and not isinstance(model, str):
+        bad("model_id", f"must be text, not {_brief(model)}")
     choices = obj.get("choices")
     if not isinstance(choices, list) or not choices:
         bad("choices", "must be a non-empty list of {turns} objects")
@@ -321,6 +325,8 @@ def _cell(target: str, column: str, cell: str) -> Any:
             number = decimal.Decimal(text)
             if number != number.to_integral_value():
                 raise ValueError(text)
+            if number.adjusted() > 18:  # past any integer column: never build the int
+                bad(target, f"column {column!r} holds {_brief(cell)}, which is too large")
             return int(number)
         if target == "cost_usd":
             return decimal.Decimal(text)
@@ -328,12 +334,14 @@ def _cell(target: str, column: str, cell: str) -> Any:
             return float(decimal.Decimal(text))
     except (ValueError, ArithmeticError):
         kind = "a whole number" if target in CSV_INTEGER else "a number"
-        bad(target, f"column {column!r} holds {cell!r}, which is not {kind}")
+        bad(target, f"column {column!r} holds {_brief(cell)}, which is not {kind}")
     if target in CSV_JSON:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             bad(target, f"column {column!r} is not valid JSON: {exc.msg}")
+        except (ValueError, RecursionError) as exc:
+            bad(target, f"column {column!r}: {unreadable(exc).reason}")
     if target == "tags":
         return [t.strip() for t in text.split(",") if t.strip()]
     return text

@@ -5,6 +5,13 @@ its rows here, so every path rejects the same bad input with the same message: t
 and the reason. PostgreSQL itself refuses NUL bytes and lone surrogates in text and NaN in
 ``jsonb``, but accepts NaN and infinities in float columns; checking here catches all of
 them before a batch is sent, so one bad item never costs the others.
+
+Limits, each reported as a :class:`ValidationError` naming the field: JSON values nest at
+most :data:`MAX_JSON_DEPTH` (100) levels, with integers of at most
+:data:`JSON_INT_DIGITS` (1000) digits, string keys and finite numbers; counts (tokens,
+``seq``) fit PostgreSQL's ``integer``; times fall within the years 1 to 9999 in UTC.
+Nothing a caller passes makes validation raise anything else (error messages show values
+through :func:`_brief`, which cannot fail).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import decimal
 import hashlib
 import json
 import math
+import reprlib
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,6 +34,39 @@ from ..ids import uuid7
 
 HASH_VERSION = 1
 AMOUNT_LIMIT = 10**10  # cost_usd is numeric(18, 8); latency shares the limit (115 days)
+MAX_JSON_DEPTH = 100
+"""How deeply JSON values (metadata, params, lineage, messages) may nest: objects and
+arrays inside one another, counted from the value itself (``{"a": {"b": 1}}`` is 2 deep).
+Deeper values are rejected, whatever their size: they are never real data, and every
+reader (Python's json, PII scanning, the database's parser) walks them recursively."""
+JSON_INT_DIGITS = 1000
+"""Integers in JSON values may have at most this many digits (jsonb's numeric holds them
+exactly; Python refuses to convert ints past 4300 digits to text)."""
+_JSON_INT_LIMIT = 10**JSON_INT_DIGITS
+INT4_MAX = 2_147_483_647
+EPOCH_MIN = -62_135_596_800  # 0001-01-01T00:00:00Z in epoch seconds
+EPOCH_LIMIT = 253_402_300_800  # 10000-01-01T00:00:00Z
+
+
+def _brief(value: Any, limit: int = 60) -> str:
+    """A short ``repr`` of any value, safe for error messages: nested containers, huge
+    numbers and objects whose ``repr`` fails cannot raise here."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a broken __repr__ of a caller's object
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _make_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlong = 3, 50, 50, 40
+    return r
+
+
+_REPR = _make_repr()
 
 
 class _Collector:
@@ -83,21 +124,22 @@ class _Collector:
         return text
 
     def count(self, field_name: str, value: Any) -> int | None:
+        """A whole number the database's ``integer`` columns hold (0 to 2**31 - 1)."""
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                self.add(field_name, f"must be a whole number, got {value!r}")
+                self.add(field_name, f"must be a whole number, got {_brief(value)}")
                 return None
         if value < 0:
-            self.add(field_name, f"must not be negative, got {value}")
+            self.add(field_name, f"must not be negative, got {_brief(value)}")
             return None
-        if value > 2_147_483_647:
-            self.add(field_name, f"is too large ({value})")
+        if value > INT4_MAX:
+            self.add(field_name, f"is too large ({_brief(value)}); the limit is {INT4_MAX}")
             return None
-        return value
+        return int(value)
 
     def amount(self, field_name: str, value: Any) -> float | decimal.Decimal | None:
         if value is None:
@@ -105,15 +147,18 @@ class _Collector:
         if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
             self.add(field_name, f"must be a number, got {type(value).__name__}")
             return None
-        finite = value.is_finite() if isinstance(value, decimal.Decimal) else math.isfinite(value)
+        if isinstance(value, decimal.Decimal):
+            finite = value.is_finite()
+        else:  # an int too large for a float is finite, and merely too large
+            finite = isinstance(value, int) or math.isfinite(value)
         if not finite:
             self.add(field_name, f"must be a finite number, got {value}")
             return None
         if value < 0:
-            self.add(field_name, f"must not be negative, got {value}")
+            self.add(field_name, f"must not be negative, got {_brief(value)}")
             return None
         if value >= AMOUNT_LIMIT:
-            self.add(field_name, f"is too large ({value}); the limit is {AMOUNT_LIMIT:.0e}")
+            self.add(field_name, f"is too large ({_brief(value)}); the limit is {AMOUNT_LIMIT:.0e}")
             return None
         return value
 
@@ -124,10 +169,10 @@ class _Collector:
         if kind is not None and not isinstance(value, kind):
             self.add(field_name, f"must be a JSON {_kind_name(kind)}, got {type(value).__name__}")
             return None
-        bound = _scan(value)
+        bound = _scan(value, 1)
         if bound < 0:  # something is wrong: walk again, slowly, to say what and where
             before = len(self.problems)
-            self._walk(field_name, value, "$")
+            self._walk(field_name, value, "$", 1)
             if len(self.problems) > before:
                 return None
             bound = self.max_bytes + 1
@@ -138,34 +183,46 @@ class _Collector:
                 return None
         return value
 
-    def _walk(self, field_name: str, value: Any, path: str) -> int:
-        """Check ``value``; return an upper bound of its size as JSON text, in bytes."""
+    def _walk(self, field_name: str, value: Any, path: str, depth: int) -> int:
+        """Check ``value`` (``depth`` levels down); return an upper bound of its size as
+        JSON text, in bytes."""
         if value is None or isinstance(value, bool):
             return 5
         if isinstance(value, int):
+            if not -_JSON_INT_LIMIT < value < _JSON_INT_LIMIT:
+                self.add(field_name, f"{_path(path)} is an integer of more than"
+                         f" {JSON_INT_DIGITS} digits")  # fmt: skip
+                return 0
             return len(str(value))
         if isinstance(value, float):
             if not math.isfinite(value):
-                self.add(field_name, f"{path} is {value}, which JSON cannot hold")
+                self.add(field_name, f"{_path(path)} is {value}, which JSON cannot hold")
             return 25
         if isinstance(value, str):
-            self._text_ok(f"{field_name} {path}", value)
+            self._text_ok(f"{field_name} {_path(path)}", value)
             return 6 * len(value) + 2  # at most a 6-byte escape per character
+        if isinstance(value, list | tuple | Mapping) and depth > MAX_JSON_DEPTH:
+            self.add(
+                field_name,
+                f"{_path(path)} is nested deeper than {MAX_JSON_DEPTH} levels (or contains itself)",
+            )
+            return 0
         if isinstance(value, list | tuple):
             size = 2
             for i, item in enumerate(value):
-                size += self._walk(field_name, item, f"{path}[{i}]") + 2
+                size += self._walk(field_name, item, f"{path}[{i}]", depth + 1) + 2
             return size
         if isinstance(value, Mapping):
             size = 2
             for key, item in value.items():
                 if not isinstance(key, str):
-                    self.add(field_name, f"{path} has a non-text key {key!r}")
+                    self.add(field_name, f"{_path(path)} has a non-text key {_brief(key)}")
                     continue
-                self._text_ok(f"{field_name} {path} key", key)
-                size += 6 * len(key) + 4 + self._walk(field_name, item, f"{path}.{key}")
+                if not self._text_ok(f"{field_name} {_path(path)} key", key):
+                    continue
+                size += 6 * len(key) + 4 + self._walk(field_name, item, f"{path}.{key}", depth + 1)
             return size
-        self.add(field_name, f"{path} is a {type(value).__name__}, which is not JSON")
+        self.add(field_name, f"{_path(path)} is a {type(value).__name__}, which is not JSON")
         return 0
 
     def tags(self, field_name: str, value: Any) -> list[str]:
@@ -187,26 +244,43 @@ class _Collector:
         if isinstance(value, dt.datetime):
             stamp = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):
                 self.add(field_name, f"must be a finite epoch time, got {value}")
                 return None
-            stamp = dt.datetime.fromtimestamp(value, dt.UTC)
+            try:
+                if not EPOCH_MIN <= value < EPOCH_LIMIT:
+                    raise OverflowError(value)
+                stamp = dt.datetime.fromtimestamp(value, dt.UTC)
+            except (OverflowError, ValueError, OSError):
+                hint = "; milliseconds? divide by 1000" if 0 < value < EPOCH_LIMIT * 1000 else ""
+                self.add(field_name, f"{_brief(value)} (epoch seconds) is out of range: times"
+                         f" must fall within the years 1 to 9999{hint}")  # fmt: skip
+                return None
         elif isinstance(value, str):
             try:
                 stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                self.add(field_name, f"is not an ISO 8601 time: {value[:40]!r}")
+                self.add(field_name, f"is not an ISO 8601 time: {_brief(value, 50)}")
                 return None
         else:
             self.add(
-                field_name, f"must be a datetime, ISO 8601 text or epoch seconds, not {value!r}"
+                field_name,
+                f"must be a datetime, ISO 8601 text or epoch seconds, not {_brief(value)}",
             )
             return None
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=dt.UTC)
+        try:  # the database stores UTC: an offset must not carry it past year 1 or 9999
+            stamp.astimezone(dt.UTC)
+        except (OverflowError, ValueError):
+            self.add(field_name, f"{stamp.isoformat()} is out of range: in UTC it falls outside"
+                     " the years 1 to 9999")  # fmt: skip
+            return None
+        return stamp
 
     def choice(self, field_name: str, value: Any, allowed: tuple[str, ...]) -> str | None:
-        if value not in allowed:
-            self.add(field_name, f"must be one of {', '.join(allowed)}; got {value!r}")
+        if not isinstance(value, str) or value not in allowed:
+            self.add(field_name, f"must be one of {', '.join(allowed)}; got {_brief(value)}")
             return None
         return value
 
@@ -223,7 +297,7 @@ class _Collector:
                 return uuid.UUID(value)
             except ValueError:
                 pass
-        self.add(field_name, f"must be a UUID or an object with an id, got {value!r:.60}")
+        self.add(field_name, f"must be a UUID or an object with an id, got {_brief(value)}")
         return None
 
 
@@ -243,18 +317,26 @@ def _clean(text: str) -> bool:
     return True
 
 
-def _scan(value: Any) -> int:
-    """Fast check of a JSON value: an upper bound of its size as JSON text in bytes, or -1
-    if anything in it is not clean JSON (then ``_Collector._walk`` says what and where)."""
+def _path(path: str) -> str:
+    """A JSON path for a message: its ends, when it is long (deep or with long keys)."""
+    return path if len(path) <= 80 else f"{path[:40]}...{path[-30:]}"
+
+
+def _scan(value: Any, depth: int) -> int:
+    """Fast check of a JSON value ``depth`` levels down: an upper bound of its size as JSON
+    text in bytes, or -1 if anything in it is not clean JSON or nests deeper than
+    :data:`MAX_JSON_DEPTH` (then ``_Collector._walk`` says what and where)."""
     kind = type(value)
     if kind is str:
         return 6 * len(value) + 2 if _clean(value) else -1  # at most a 6-byte escape a char
     if value is None or kind is bool:
         return 5
     if kind is int:
-        return len(str(value))
+        return len(str(value)) if -_JSON_INT_LIMIT < value < _JSON_INT_LIMIT else -1
     if kind is float:
         return 25 if math.isfinite(value) else -1
+    if depth > MAX_JSON_DEPTH:
+        return -1
     # text leaves (most of them) are checked in the loops, without a call each
     if kind is list or kind is tuple:
         size = 2
@@ -264,7 +346,7 @@ def _scan(value: Any) -> int:
                     return -1
                 bound = 6 * len(item) + 2
             else:
-                bound = _scan(item)
+                bound = _scan(item, depth + 1)
                 if bound < 0:
                     return -1
             size += bound + 2
@@ -279,7 +361,7 @@ def _scan(value: Any) -> int:
                     return -1
                 bound = 6 * len(item) + 2
             else:
-                bound = _scan(item)
+                bound = _scan(item, depth + 1)
                 if bound < 0:
                     return -1
             size += 6 * len(key) + 4 + bound
@@ -348,7 +430,8 @@ def _messages(c: _Collector, value: Any) -> list[dict[str, Any]] | None:
     out: list[dict[str, Any]] = []
     for i, message in enumerate(value):
         if not isinstance(message, Mapping):
-            c.add(f"messages[{i}]", f"must be an object with role and content, got {message!r:.40}")
+            reason = f"must be an object with role and content, got {_brief(message)}"
+            c.add(f"messages[{i}]", reason)
             continue
         role = message.get("role")
         if not isinstance(role, str) or not role.strip():
@@ -550,8 +633,10 @@ def _attachments(c: _Collector, value: Any, max_bytes: int) -> list[dict[str, An
                 "data": blob,
                 "uri": uri,
                 "sha256": hashlib.sha256(blob).digest() if blob is not None else None,
-                "size_bytes": len(blob) if blob is not None else item.get("size_bytes"),
-                "role": item.get("role", "input"),
+                "size_bytes": len(blob)
+                if blob is not None
+                else c.count(f"{where}.size_bytes", item.get("size_bytes")),
+                "role": c.text(f"{where}.role", item.get("role", "input")),
             }
         )
     return out

@@ -65,23 +65,69 @@ def _jsonl_records(f: BinaryIO) -> Iterator[Record]:
                 continue
             except json.JSONDecodeError as exc:
                 problem = Problem("json", f"{exc.msg} at column {exc.colno}")
+            except (ValueError, RecursionError) as exc:
+                problem = unreadable(exc)
         yield Record(label, key, problem=problem)
 
 
+def unreadable(exc: ValueError | RecursionError) -> Problem:
+    """Why a syntactically valid JSON text could not be read: Python's json refuses
+    integers of more than 4300 digits and nesting past its recursion limit."""
+    if isinstance(exc, RecursionError):
+        return Problem("json", "is nested too deeply to read (about 1000 levels or more)")
+    return Problem("json", f"cannot be read: {str(exc).splitlines()[0][:120]}")
+
+
 def _array_records(f: BinaryIO) -> Iterator[Record]:
+    """The items of one top-level JSON array, each built from the parser's events (what
+    ``ijson.items`` does), so that anything after the array is seen: a JSONL file whose
+    first line happens to be an array is reported, not read as one item and dropped."""
     import ijson
 
     index = -1
+    builder: Any = None
+    depth = 0
+    tops = 0
     try:
-        for index, value in enumerate(ijson.items(f, "item", use_float=True)):
-            canonical = json.dumps(value, sort_keys=True).encode()
-            yield Record(f"item {index}", f"item {index} sha256={digest(canonical)}", value)
-    except ijson.JSONError as exc:
+        for prefix, event, value in ijson.parse(f, use_float=True, multiple_values=True):
+            if builder is None:
+                if prefix == "" and event not in ("end_array", "end_map"):
+                    tops += 1
+                    if tops > 1 or event != "start_array":
+                        reason = "data follows the array (a JSONL file?); the rest of the file"
+                        reason += " cannot be read"
+                        yield Record(f"item {index + 1}", "", problem=Problem("json", reason))
+                        return
+                    continue
+                if prefix != "item":
+                    continue
+                if event not in ("start_map", "start_array"):  # a scalar item
+                    index += 1
+                    yield _item(index, value)
+                    continue
+                builder, depth = ijson.ObjectBuilder(), 0
+            builder.event(event, value)
+            depth += 1 if event in ("start_map", "start_array") else 0
+            depth -= 1 if event in ("end_map", "end_array") else 0
+            if depth == 0:
+                index += 1
+                item, builder = builder.value, None
+                yield _item(index, item)
+    except (ijson.JSONError, ValueError, RecursionError) as exc:  # the stream cannot go on
         message = exc.args[0] if exc.args else str(exc)
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         reason = f"{str(message).splitlines()[0]}; the rest of the array cannot be read"
         yield Record(f"item {index + 1}", "", problem=Problem("json", reason))
+
+
+def _item(index: int, value: Any) -> Record:
+    label = f"item {index}"
+    try:
+        canonical = json.dumps(value, sort_keys=True).encode()
+    except (ValueError, RecursionError) as exc:
+        return Record(label, label, problem=unreadable(exc))
+    return Record(label, f"{label} sha256={digest(canonical)}", value)
 
 
 def decode_line(raw: bytes) -> tuple[str, Problem | None]:

@@ -37,7 +37,7 @@ from ..db.engine import problem_from_db_error
 from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
-from .records import HASH_VERSION, GenerationRow, _Collector, finish_generation
+from .records import HASH_VERSION, GenerationRow, _brief, _Collector, finish_generation
 
 if TYPE_CHECKING:
     from ..client import Project
@@ -265,7 +265,7 @@ class Writer:
         """Buffer a score for a generation (logged earlier or in this batch)."""
         from ..scores import prepare_score
 
-        label = item or f"score for {generation}"
+        label = item or f"score for {_brief(getattr(generation, 'id', generation), 80)}"
         try:
             values = prepare_score(
                 generation,
@@ -833,7 +833,7 @@ def insert_attachments(conn: psycopg.Connection, values: list[tuple]) -> None:
 def _maybe_uuid(value: Any) -> uuid.UUID | None:
     if isinstance(value, uuid.UUID):
         return value
-    try:
-        return uuid.UUID(str(value)) if value is not None else None
+    try:  # only text: str() of a caller's object may recurse without end or fail
+        return uuid.UUID(value) if isinstance(value, str) else None
     except ValueError:
         return None
