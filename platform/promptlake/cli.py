@@ -299,7 +299,10 @@ def anonymize(project: str, operators: tuple[str, ...], vault: bool, batch_size:
             report = proj.anonymize(batch_size=batch_size, progress=advance)
     click.echo(
         f"policy version {report.policy_version}: {report.rows} rows checked,"
-        f" {report.changed} changed, {report.findings} findings"
+        f" {report.changed} changed, {report.findings} findings; full text recomputed for"
+        f" {report.reindexed}, {report.embeddings_dropped} embeddings dropped (promptlake"
+        f" embed recomputes them); {report.sessions_changed} sessions and"
+        f" {report.scores_changed} scores changed"
     )
 
 

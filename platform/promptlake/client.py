@@ -458,6 +458,9 @@ class Project:
             id=id,
             max_bytes=self.lake.settings.max_text_bytes,
         )
+        from .privacy.anonymize import anonymize_score
+
+        values = anonymize_score(self, values)
         try:
             with self.lake._transaction(self) as conn:
                 insert_scores(conn, self.id, [values])
@@ -649,6 +652,11 @@ class Session:
         )
         if c.problems:
             raise ValidationError(c.problems)
+        from .privacy.anonymize import anonymize_session
+
+        named = anonymize_session(project, {"name": values[1], "tags": values[2],
+                                            "metadata": values[3]})  # fmt: skip
+        values = (values[0], named["name"], named["tags"], named["metadata"])
         with project.lake._transaction(project) as conn:
             from .privacy.erase import erased_subjects
 

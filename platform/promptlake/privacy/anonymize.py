@@ -1,11 +1,19 @@
-"""Apply a project's policy to generations: at ingest, to stored rows, and on reveal.
+"""Apply a project's policy to everything people and models wrote: at ingest, to stored
+rows, and on reveal.
 
-At ingest (``Anonymizer``, called by every write path before hashing) the prompt text,
-each chat message's text and the output are scanned; the operators replace what was
-found; the findings (type, field, span, operator, policy version, never the value) are
-kept for ``pii_findings``; and, if the policy says so, the original fields are sealed for
-the vault. Stored rows are brought under a (new) policy by :func:`anonymize_stored`, in
-batches that each commit, so an interrupted run resumes where it stopped.
+At ingest (``Anonymizer``, called by every write path before hashing) every text a user
+or model wrote goes through the policy (the list is :data:`COVERED`, and a test walks the
+schema to keep it complete): the prompt text, the output, the error text, every string
+inside each chat message (plain ``content``, list-form content parts, tool calls and
+their arguments, tool results), the string values of ``metadata`` and the ``tags``; for
+sessions their name, tags and metadata; for scores their comment and metadata. The
+operators replace what was found; the findings (type, field, span, operator, policy
+version, never the value) are kept for ``pii_findings`` (generations and score comments);
+and, if the policy says so, the original generation fields are sealed for the vault.
+Stored rows are brought under a (new) policy by :func:`anonymize_stored`, in batches that
+each commit, so an interrupted run resumes where it stopped; in the same transaction as a
+changed generation its full-text row is recomputed and its embeddings are dropped, so a
+text search no longer finds a removed value and ``promptlake embed`` re-embeds it.
 """
 
 from __future__ import annotations
@@ -49,6 +57,29 @@ def _detectors(policy: Policy) -> list[Detector]:
     return out
 
 
+COVERED: dict[str, str] = {
+    "generations.input_text": "prompt text",
+    "generations.input_messages": "every string in each message but structural keys",
+    "generations.output": "model output",
+    "generations.error": "error text, including @trace exception messages",
+    "generations.metadata": "string values (keys kept)",
+    "generations.tags": "each tag",
+    "sessions.name": "session name",
+    "sessions.tags": "each tag",
+    "sessions.metadata": "string values (keys kept)",
+    "scores.comment": "comment text",
+    "scores.metadata": "string values (keys kept)",
+}
+"""Every column a user or model writes into, and how the policy reaches it."""
+
+STRUCTURAL_KEYS = frozenset(
+    {"role", "type", "id", "tool_call_id", "tool_use_id", "mime_type", "media_type",
+     "detail", "cache_control", "format", "data"}
+)  # fmt: skip
+"""Keys of chat messages whose string values are protocol, not prose (``data`` holds
+base64 images or audio): left as they are."""
+
+
 class Anonymizer:
     """A project's live policy, ready to apply to many rows."""
 
@@ -72,11 +103,36 @@ class Anonymizer:
             )  # fmt: skip
         return result.text
 
+    def json(
+        self, value: Any, field: str, found: list[dict[str, Any]], skip: frozenset[str] = frozenset()
+    ) -> Any:
+        """``value`` with every string in it anonymized (keys, and values under ``skip``
+        keys, kept); the same object when nothing changed."""
+        if isinstance(value, str):
+            return self.text(value, field, found) if value else value
+        if isinstance(value, dict):
+            out, changed = {}, False
+            for k, v in value.items():
+                new = v if k in skip else self.json(v, f"{field}.{k}", found, skip)
+                changed = changed or new is not v
+                out[k] = new
+            return out if changed else value
+        if isinstance(value, list | tuple):
+            items = [self.json(v, f"{field}[{i}]", found, skip) for i, v in enumerate(value)]
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                return items
+            return value
+        return value
+
+    def tags(self, tags: list[str], field: str, found: list[dict[str, Any]]) -> list[str]:
+        out = [self.text(t, f"{field}[{i}]", found) for i, t in enumerate(tags)]
+        return out if out != tags else tags
+
     def __call__(self, row: GenerationRow) -> None:
-        """Anonymize ``row`` in place (its text fields), recording findings and originals."""
+        """Anonymize ``row`` in place (every text field), recording findings and originals."""
         found: list[dict[str, Any]] = []
         originals: dict[str, Any] = {}
-        for name in ("input_text", "output"):
+        for name in ("input_text", "output", "error"):
             value = getattr(row, name)
             if value:
                 new = self.text(value, name, found)
@@ -84,22 +140,69 @@ class Anonymizer:
                     originals[name] = value
                     setattr(row, name, new)
         if row.input_messages:
-            changed = False
-            messages = []
-            for i, message in enumerate(row.input_messages):
-                content = message.get("content")
-                if isinstance(content, str) and content:
-                    new = self.text(content, f"input_messages[{i}]", found)
-                    if new != content:
-                        changed = True
-                        message = {**message, "content": new}
-                messages.append(message)
-            if changed:
+            messages = self.json(row.input_messages, "input_messages", found, STRUCTURAL_KEYS)
+            if messages is not row.input_messages:
                 originals["input_messages"] = row.input_messages
                 row.input_messages = messages
+        if row.metadata:
+            metadata = self.json(row.metadata, "metadata", found)
+            if metadata is not row.metadata:
+                originals["metadata"] = row.metadata
+                row.metadata = metadata
+        if row.tags:
+            tags = self.tags(row.tags, "tags", found)
+            if tags is not row.tags:
+                originals["tags"] = row.tags
+                row.tags = tags
         row.pii_policy_version = self.policy.version
         row.pii_findings = found
         row.vault_originals = originals if (self.policy.vault and originals) else None
+
+    def session(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A session's column values (``name``, ``tags``, ``metadata``) under the policy.
+        Sessions have no findings rows (``pii_findings`` belong to generations)."""
+        found: list[dict[str, Any]] = []
+        out = dict(values)
+        if out.get("name"):
+            out["name"] = self.text(out["name"], "name", found)
+        if out.get("tags"):
+            out["tags"] = self.tags(out["tags"], "tags", found)
+        if out.get("metadata"):
+            out["metadata"] = self.json(out["metadata"], "metadata", found)
+        return out
+
+    def score(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A score's column values with ``comment`` and ``metadata`` under the policy; the
+        findings go with them (``pii_findings``, recorded against the scored generation,
+        field ``scores[<id>].comment``) and are inserted by ``insert_scores``."""
+        found: list[dict[str, Any]] = []
+        where = f"scores[{values['id']}]"
+        out = dict(values)
+        if out.get("comment"):
+            out["comment"] = self.text(out["comment"], f"{where}.comment", found)
+        if out.get("metadata"):
+            out["metadata"] = self.json(out["metadata"], f"{where}.metadata", found)
+        if found:
+            gid = values["generation_id"]
+            out["pii_findings"] = [
+                (self.project.id, stable_id(gid, f["field"], f["start"], f["entity_type"]), gid,
+                 f["field"], f["entity_type"], f["start"], f["end"], f["operator"],
+                 self.policy.version, f["detector"], f["score"])
+                for f in found
+            ]  # fmt: skip
+        return out
+
+
+def anonymize_session(project: Project, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of a session under the project's ingest policy (unchanged without one)."""
+    anonymizer = project._anonymizer()
+    return anonymizer.session(values) if isinstance(anonymizer, Anonymizer) else values
+
+
+def anonymize_score(project: Project, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of a score under the project's ingest policy (unchanged without one)."""
+    anonymizer = project._anonymizer()
+    return anonymizer.score(values) if isinstance(anonymizer, Anonymizer) else values
 
 
 def ingest_anonymizer(project: Project) -> Callable[[GenerationRow], None] | None:
@@ -163,6 +266,44 @@ class AnonymizeReport:
     rows: int = 0
     changed: int = 0
     findings: int = 0
+    reindexed: int = 0  # full-text rows recomputed
+    embeddings_dropped: int = 0  # vectors of changed text, for `promptlake embed` to redo
+    sessions_changed: int = 0
+    scores_changed: int = 0
+
+
+_SELECT_STALE = (
+    "SELECT id, input_text, input_messages, output, error, tags, metadata FROM generations"
+    " WHERE project_id = %s AND pii_policy_version IS DISTINCT FROM %s AND id > %s"
+    " ORDER BY id LIMIT %s FOR UPDATE"
+)
+_UPDATE_ROW = (
+    "UPDATE generations SET input_text = %s, input_messages = %s, output = %s, error = %s,"
+    " tags = %s, metadata = %s, input_hash = %s, output_hash = %s, content_hash = %s,"
+    " pii_policy_version = %s WHERE project_id = %s AND id = %s"
+)
+
+
+def _refresh_derived(conn: Any, project: Project, changed: list[uuid.UUID]) -> tuple[int, int]:
+    """Recompute the full-text rows of ``changed`` generations (with the language each was
+    indexed in) and drop their embeddings, which ``promptlake embed`` fills in again."""
+    from ..search.index import CONTENT_SQL, MAX_TSV_CHARS
+
+    if not changed:
+        return 0, 0
+    reindexed = conn.execute(
+        "UPDATE generation_search s SET tsv = to_tsvector(s.language::regconfig,"
+        f" left({CONTENT_SQL}, {MAX_TSV_CHARS})), source_hash = g.content_hash,"
+        " indexed_at = now() FROM generations g WHERE s.project_id = %s"
+        " AND g.project_id = s.project_id AND g.id = s.generation_id"
+        " AND s.generation_id = ANY(%s)",
+        (project.id, changed),
+    ).rowcount
+    dropped = conn.execute(
+        "DELETE FROM generation_embeddings WHERE project_id = %s AND generation_id = ANY(%s)",
+        (project.id, changed),
+    ).rowcount
+    return reindexed, dropped
 
 
 def anonymize_stored(
@@ -171,11 +312,14 @@ def anonymize_stored(
     batch_size: int = 1000,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnonymizeReport:
-    """Apply the live policy to stored generations not yet under it (admins only).
+    """Apply the live policy to stored generations not yet under it (admins only), then to
+    every session and score.
 
     Each batch is one transaction; rows done carry the policy version, so a second run
     (or a run after an interruption) continues with what is left and changes nothing
-    already done."""
+    already done. A generation whose text changed gets its full-text row recomputed and
+    its embeddings dropped in the same transaction. Sessions and scores carry no policy
+    version: each run reads them all and writes the ones that change."""
     from ..access import require_member, write_audit
     from . import policy as policies
 
@@ -193,26 +337,25 @@ def anonymize_stored(
     while True:
         with project.lake._transaction(project) as conn:
             batch = conn.execute(
-                "SELECT id, input_text, input_messages, output FROM generations"
-                " WHERE project_id = %s AND pii_policy_version IS DISTINCT FROM %s AND id > %s"
-                " ORDER BY id LIMIT %s FOR UPDATE",
-                (project.id, live.version, after, batch_size),
+                _SELECT_STALE, (project.id, live.version, after, batch_size)
             ).fetchall()
             if not batch:
                 break
             done = [_anonymize_stored_row(anonymizer, *values) for values in batch]
             with conn.cursor() as cur:
                 cur.executemany(
-                    "UPDATE generations SET input_text = %s, input_messages = %s, output = %s,"
-                    " input_hash = %s, output_hash = %s, content_hash = %s,"
-                    " pii_policy_version = %s WHERE project_id = %s AND id = %s",
+                    _UPDATE_ROW,
                     [(r.input_text, None if r.input_messages is None else Jsonb(r.input_messages),
-                      r.output, r.input_hash, r.output_hash, r.content_hash, live.version,
-                      project.id, r.id) for r in done],
+                      r.output, r.error, r.tags, Jsonb(r.metadata), r.input_hash, r.output_hash,
+                      r.content_hash, live.version, project.id, r.id) for r in done],
                 )  # fmt: skip
             store_side_rows(conn, project, done)
+            changed = [r.id for r in done if r.pii_findings]
+            reindexed, dropped = _refresh_derived(conn, project, changed)
+            report.reindexed += reindexed
+            report.embeddings_dropped += dropped
             report.rows += len(done)
-            report.changed += sum(1 for r in done if r.pii_findings)
+            report.changed += len(changed)
             report.findings += sum(len(r.pii_findings) for r in done)
             after = batch[-1][0]
             if report.rows == len(done):
@@ -220,16 +363,87 @@ def anonymize_stored(
                             {"pending": total})  # fmt: skip
         if progress is not None:
             progress(report.rows, total)
+    report.sessions_changed = _anonymize_sessions(project, anonymizer, batch_size)
+    report.scores_changed, findings = _anonymize_scores(project, anonymizer, batch_size)
+    report.findings += findings
     return report
 
 
-def _anonymize_stored_row(anonymizer: Anonymizer, gid, text, messages, output) -> GenerationRow:
+def _anonymize_sessions(project: Project, anonymizer: Anonymizer, batch_size: int) -> int:
+    changed = 0
+    after = uuid.UUID(int=0)
+    while True:
+        with project.lake._transaction(project) as conn:
+            rows = conn.execute(
+                "SELECT id, name, tags, metadata FROM sessions WHERE project_id = %s AND id > %s"
+                " ORDER BY id LIMIT %s FOR UPDATE",
+                (project.id, after, batch_size),
+            ).fetchall()
+            if not rows:
+                return changed
+            after = rows[-1][0]
+            updates = []
+            for sid, name, tags, metadata in rows:
+                values = {"name": name, "tags": list(tags or []), "metadata": metadata or {}}
+                new = anonymizer.session(values)
+                if new != values:
+                    updates.append((new["name"], new["tags"], Jsonb(new["metadata"]),
+                                    project.id, sid))  # fmt: skip
+            if updates:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "UPDATE sessions SET name = %s, tags = %s, metadata = %s"
+                        " WHERE project_id = %s AND id = %s",
+                        updates,
+                    )
+            changed += len(updates)
+
+
+def _anonymize_scores(
+    project: Project, anonymizer: Anonymizer, batch_size: int
+) -> tuple[int, int]:
+    changed = findings = 0
+    after = uuid.UUID(int=0)
+    while True:
+        with project.lake._transaction(project) as conn:
+            rows = conn.execute(
+                "SELECT id, generation_id, comment, metadata FROM scores WHERE project_id = %s"
+                " AND id > %s ORDER BY id LIMIT %s FOR UPDATE",
+                (project.id, after, batch_size),
+            ).fetchall()
+            if not rows:
+                return changed, findings
+            after = rows[-1][0]
+            updates, found = [], []
+            for score_id, gid, comment, metadata in rows:
+                values = {"id": score_id, "generation_id": gid, "comment": comment,
+                          "metadata": metadata or {}}  # fmt: skip
+                new = anonymizer.score(values)
+                if new.get("pii_findings"):
+                    updates.append((new["comment"], Jsonb(new["metadata"]), project.id, score_id))
+                    found += new["pii_findings"]
+            if updates:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "UPDATE scores SET comment = %s, metadata = %s"
+                        " WHERE project_id = %s AND id = %s",
+                        updates,
+                    )
+                    cur.executemany(INSERT_FINDINGS, found)
+            changed += len(updates)
+            findings += len(found)
+
+
+def _anonymize_stored_row(
+    anonymizer: Anonymizer, gid, text, messages, output, error, tags, metadata
+) -> GenerationRow:
     row = GenerationRow(
         id=gid, session_id=None, parent_id=None, seq=None, prompt_version_id=None, model=None,
         run_id=None, name=None, input_messages=messages, input_text=text, output=output,
         params={}, prompt_tokens=None, completion_tokens=None, cost_usd=None, latency_ms=None,
-        status="ok", error=None, origin="real", generator=None, lineage={}, input_hash=b"",
-        output_hash=b"", content_hash=b"", tags=[], metadata={}, created_at=None,  # type: ignore[arg-type]
+        status="ok", error=error, origin="real", generator=None, lineage={}, input_hash=b"",
+        output_hash=b"", content_hash=b"", tags=list(tags or []), metadata=metadata or {},
+        created_at=None,  # type: ignore[arg-type]
     )  # fmt: skip
     anonymizer(row)
     row.input_hash, row.output_hash, row.content_hash = content_hashes(
