@@ -476,6 +476,7 @@ def replay(paths: tuple[Path, ...]) -> None:
         f"replayed {report.files} journal files: stored {report.stored}, already stored"
         f" {report.duplicates}, scores {report.scores}, rejected {len(report.rejected)};"
         f" removed {len(report.removed)} files"
+        + (f"; removed {report.erased} records of erased end users" if report.erased else "")
     )
     sys.exit(1 if report.rejected else 0)
 
