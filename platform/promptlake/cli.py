@@ -501,13 +501,22 @@ def bench() -> None:
     type=click.IntRange(10),
     help="Generations logged one call at a time.",
 )
+@click.option(
+    "--policy-baseline/--no-policy-baseline",
+    default=True,
+    show_default=True,
+    help="Also time the writer with no PII policy, to price the default one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_ingest(rows: int, single_rows: int, as_json: bool) -> None:
-    """Writer vs raw binary COPY vs single log() calls, on ~2 KB generations."""
+def bench_ingest(rows: int, single_rows: int, policy_baseline: bool, as_json: bool) -> None:
+    """Writer vs raw binary COPY vs single log() calls, on ~2 KB generations; the writer
+    under the default PII policy vs with none."""
     from .bench.ingest import format_report, run_ingest_bench
 
     with _lake() as lake:
-        result = run_ingest_bench(lake, rows=rows, single_rows=single_rows)
+        result = run_ingest_bench(
+            lake, rows=rows, single_rows=single_rows, policy_baseline=policy_baseline
+        )
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
@@ -538,12 +547,19 @@ def bench_rls(rows: int, as_json: bool) -> None:
     help="Generated ~1 KB documents with planted PII and look-alikes.",
 )
 @click.option("--no-presidio", is_flag=True, help="Skip the Presidio comparison.")
+@click.option(
+    "--corpus",
+    type=click.Choice(["generated", "realistic"]),
+    default="generated",
+    show_default=True,
+    help="generated: the documented formats; realistic: Faker text in many locales (needs faker).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_pii(docs: int, no_presidio: bool, as_json: bool) -> None:
+def bench_pii(docs: int, no_presidio: bool, corpus: str, as_json: bool) -> None:
     """Built-in PII detector vs Presidio pattern-only: docs/s, ratio, precision/recall."""
     from .bench.pii import format_report, run_pii_bench
 
-    result = run_pii_bench(docs=docs, include_presidio=not no_presidio)
+    result = run_pii_bench(docs=docs, include_presidio=not no_presidio, corpus=corpus)
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 

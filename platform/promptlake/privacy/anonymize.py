@@ -104,7 +104,11 @@ class Anonymizer:
         return result.text
 
     def json(
-        self, value: Any, field: str, found: list[dict[str, Any]], skip: frozenset[str] = frozenset()
+        self,
+        value: Any,
+        field: str,
+        found: list[dict[str, Any]],
+        skip: frozenset[str] = frozenset(),
     ) -> Any:
         """``value`` with every string in it anonymized (keys, and values under ``skip``
         keys, kept); the same object when nothing changed."""
@@ -399,9 +403,7 @@ def _anonymize_sessions(project: Project, anonymizer: Anonymizer, batch_size: in
             changed += len(updates)
 
 
-def _anonymize_scores(
-    project: Project, anonymizer: Anonymizer, batch_size: int
-) -> tuple[int, int]:
+def _anonymize_scores(project: Project, anonymizer: Anonymizer, batch_size: int) -> tuple[int, int]:
     changed = findings = 0
     after = uuid.UUID(int=0)
     while True:

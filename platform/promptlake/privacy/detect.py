@@ -298,25 +298,25 @@ _check_api_key = vendor_keys.check_api_key
 def _api_key_finder() -> Finder:
     """One regex per kind (privacy/vendor_keys.py), each opening with its literal prefix
     (a fast scan) rather than one alternation (which the engine would try at every
-    position), and each run only on texts holding its needles or passing its gate."""
+    position), and each run only on texts holding its needles, or only in its windows."""
     regexes = []
     for kind, pattern in _API_KEY_PATTERNS.items():
         needles = _API_KEY_NEEDLES[kind]
         assert len(needles) <= 2, kind
-        needle, then = (tuple(needles) + ("", ""))[:2]
-        gate = vendor_keys.API_KEY_GATES.get(kind)
-        regexes.append((kind, needle, then, gate, re.compile(pattern + r"(?![\w-])")))
+        needle, then = (*needles, "", "")[:2]
+        windows = vendor_keys.API_KEY_WINDOWS.get(kind)
+        regexes.append((kind, needle, then, windows, re.compile(pattern + r"(?![\w-])")))
 
     def find(text: str) -> Iterator[Span]:
-        for kind, needle, then, gate, regex in regexes:  # "" is in every text
+        for kind, needle, then, windows, regex in regexes:  # "" is in every text
             if needle not in text or then not in text:
                 continue
-            if gate is not None and not gate(text):
-                continue
-            for m in regex.finditer(text):
-                span = _check_api_key(text, m, kind)
-                if span is not None:
-                    yield span
+            spans = [(0, len(text))] if windows is None else windows(text)
+            for start, end in spans:
+                for m in regex.finditer(text, start, end):
+                    span = _check_api_key(text, m, kind)
+                    if span is not None:
+                        yield span
 
     return find
 
@@ -410,10 +410,11 @@ _CLASS_TABLE = _class_table()
 
 def _char_classes(text: str) -> bytes:
     """One byte per character class: ASCII digits ``0``, ASCII capitals ``A``, ASCII
-    small letters ``a``, space and ``.-+()/`` as themselves, any other ASCII character ``x``. A non-ASCII character becomes
-    two to four ``x`` (its UTF-8 bytes): offsets shift, but a trigger (a sequence of ASCII
-    classes) is found in the class string exactly when the text has it. Encoding and
-    translating are plain C loops, far cheaper than one regex scan."""
+    small letters ``a``, space and ``.-+()/`` as themselves, any other ASCII character
+    ``x``. A non-ASCII character becomes two to four ``x`` (its UTF-8 bytes): offsets
+    shift, but a trigger (a sequence of ASCII classes) is found in the class string
+    exactly when the text has it. Encoding and translating are plain C loops, far cheaper
+    than one regex scan."""
     return text.encode("utf-8", "surrogatepass").translate(_CLASS_TABLE)
 
 

@@ -50,15 +50,18 @@ NATIONAL = re.compile(
 """A candidate: an area group (in parentheses, or followed by a separator), then digit
 groups joined by single spaces, dots or dashes, and an optional extension."""
 
-BARE = re.compile(
-    r"(?i:phone|tel|call|mobile|cell|ring|rang|dial|text|sms|whatsapp|fax|handy|telefon"
+BARE = re.compile(r"[0-9](?<![\w+.,/:#@$%-].)[0-9]{9,12}(?![\w-]|[.,/:][0-9])")
+"""A bare run of 10-13 digits; :func:`check_bare` wants a phone word just before it."""
+
+PHONE_WORDS = re.compile(
+    r"\b(?i:phone|tel|call|mobile|cell|ring|rang|dial|text|sms|whatsapp|fax|handy|telefon"
     r"|t[ée]l[ée]phone|portable|celular|telefone|contact|reach|number|nummer|num[ée]ro)"
     r"[a-z._]{0,8}"
-    r"(?:[ :#]{1,3}(?i:me|us|him|her|them|back|on|at|is|was|from|to|the|my|our|his|her|their"
-    r"|number|no\.?|nr\.?|file|via|under|of)){0,5}[ :#=\"']{1,3}"
-    r"(\+?[0-9]{10,13})(?![\w-]|[.,/:][0-9])"
+    r"(?:[ :#]{1,3}(?i:me|us|him|her|them|back|on|at|is|was|from|to|the|my|our|his|their"
+    r"|number|no\.?|nr\.?|file|via|under|of)){0,5}[ :#=\"']{1,3}$"
 )
-"""A bare digit run after a phone word (``call 02079460958``, ``Tel: 4155550143``)."""
+"""What stands right before a bare phone number (``call me on``, ``Tel:``, ``phone_number:
+"``), searched only in the 80 characters before each digit run."""
 
 _NOT_A_PHONE = re.compile(
     r"(?i:order|tracking|account|reference|ref|invoice|card|serial|case|ticket|customer"
@@ -111,14 +114,14 @@ def check_national(text: str, m: re.Match[str]) -> Span | None:
 
 
 def check_bare(text: str, m: re.Match[str]) -> Span | None:
-    """The span of the digit run of ``m`` (group 1) if it can be a phone number."""
-    value = m.group(1)
-    digits = value.lstrip("+")
-    start, end = m.span(1)
-    if _NOT_A_PHONE.search(text, max(0, m.start() - 24), m.start()):
+    """The span of the digit run ``m`` if a phone word precedes it and it can be a number."""
+    digits = m.group()
+    start, end = m.span()
+    word = PHONE_WORDS.search(text, max(0, start - 80), start)
+    if word is None:
+        return None
+    if _NOT_A_PHONE.search(text, max(0, word.start() - 24), word.start()):
         return None  # order number 0123456789, account number ...
-    if value.startswith("+"):
-        return None  # the international rule reports it
     if digits[0] == "0":
         return (start, end) if digits[1] != "0" and 10 <= len(digits) <= 12 else None
     if len(digits) == 10 and _nanp(digits):
@@ -130,4 +133,12 @@ def check_bare(text: str, m: re.Match[str]) -> Span | None:
     return None
 
 
-__all__ = ["BARE", "EXTENSION", "EXTENSION_SUFFIX", "NATIONAL", "check_bare", "check_national"]
+__all__ = [
+    "BARE",
+    "PHONE_WORDS",
+    "EXTENSION",
+    "EXTENSION_SUFFIX",
+    "NATIONAL",
+    "check_bare",
+    "check_national",
+]

@@ -23,6 +23,7 @@ Needs ``faker`` (the ``dev`` extra). Documents depend only on ``(seed, index)``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import random
 import string
@@ -42,6 +43,7 @@ CARD_TYPES = ("visa16", "visa19", "mastercard", "amex", "discover", "diners", "j
 _URLSAFE = string.ascii_letters + string.digits + "-_"
 _ALNUM = string.ascii_letters + string.digits
 _B64 = _ALNUM + "+/"
+_UPPER_DIGITS = string.ascii_uppercase + string.digits
 
 
 class _Fakers:
@@ -159,7 +161,9 @@ def _jwt(rng: random.Random) -> str:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     header = part({"alg": rng.choice(("HS256", "RS256", "ES256")), "typ": "JWT"})
-    body = part({"sub": str(rng.randint(10**6, 10**9)), "iat": rng.randint(1.6e9, 1.8e9)})
+    body = part(
+        {"sub": str(rng.randint(10**6, 10**9)), "iat": rng.randint(1_600_000_000, 1_800_000_000)}
+    )
     return f"{header}.{body}.{_token(rng, rng.choice((43, 86)), _URLSAFE)}"
 
 
@@ -199,7 +203,7 @@ _KEYS: dict[str, Callable[[random.Random], str]] = {
 
 
 def _api_key(rng: random.Random, fake: Callable[[str], Any]) -> Value:
-    kind = rng.choice(sorted(_KEYS) + ["aws_secret"])
+    kind = rng.choice([*sorted(_KEYS), "aws_secret"])
     if kind == "aws_secret":
         return _token(rng, 40, _B64), "api_key:aws_secret"
     return _KEYS[kind](rng), f"api_key:{kind}"
@@ -239,13 +243,14 @@ def _lookalike(rng: random.Random, fake: Callable[[str], Any]) -> Value:
         (f"INV-{y}-{rng.randint(1, 99999):05d}", "invoice"),
         (f"{rng.randint(10**9, 10**10 - 1)}", "order_10_digits"),
         (
-            f"1Z{_token(rng, 6, string.ascii_uppercase + string.digits)}{rng.randint(10**9, 10**10)}",
+            f"1Z{_token(rng, 6, _UPPER_DIGITS)}{rng.randint(10**9, 10**10)}",
             "ups_tracking",
         ),
         (f"SKU-{rng.randint(10000, 99999)}-{rng.choice(('S', 'M', 'XL'))}", "sku"),
         (f"v{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 200)}", "version_v"),
         (
-            f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 200)}.{rng.randint(1000, 9999)}",
+            f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 200)}"
+            f".{rng.randint(1000, 9999)}",
             "version_4",
         ),
         (
@@ -253,10 +258,10 @@ def _lookalike(rng: random.Random, fake: Callable[[str], Any]) -> Value:
             "semver_rc",
         ),
         (f"10.0.{rng.randint(17000, 26000)}.{rng.randint(100, 5000)}", "build_number"),
-        (f.iso8601(), "iso8601"),
-        (f.date_time().strftime("%Y-%m-%d %H:%M:%S"), "datetime"),
-        (f.date_time().strftime("%d/%m/%Y %H:%M"), "datetime_eu"),
-        (f.date_time().strftime("%a, %d %b %Y %H:%M:%S +0000"), "rfc2822"),
+        (_stamp(f).isoformat(), "iso8601"),
+        (_stamp(f).strftime("%Y-%m-%d %H:%M:%S"), "datetime"),
+        (_stamp(f).strftime("%d/%m/%Y %H:%M"), "datetime_eu"),
+        (_stamp(f).strftime("%a, %d %b %Y %H:%M:%S +0000"), "rfc2822"),
         (str(rng.randint(1_500_000_000, 1_800_000_000)), "epoch_s"),
         (str(rng.randint(1_500_000_000_000, 1_800_000_000_000)), "epoch_ms"),
         (f.md5(), "md5"),
@@ -325,9 +330,15 @@ def _sentence(rng: random.Random, f: Any) -> str:
     )
 
 
+def _stamp(f: Any) -> dt.datetime:
+    """A time from Faker between fixed bounds (its defaults end at "now", which would make
+    the corpus change from day to day)."""
+    return f.date_time_between(dt.datetime(2015, 1, 1), dt.datetime(2026, 1, 1))
+
+
 def _log_prefix(rng: random.Random, f: Any) -> str:
     level = rng.choice(("INFO", "WARN", "ERROR", "DEBUG"))
-    stamp = f.date_time().strftime("%Y-%m-%dT%H:%M:%S.") + f"{rng.randint(0, 999):03d}Z"
+    stamp = _stamp(f).strftime("%Y-%m-%dT%H:%M:%S.") + f"{rng.randint(0, 999):03d}Z"
     return f"{stamp} {level} [{f.word()}-{rng.randint(1, 9)}] "
 
 
