@@ -135,10 +135,10 @@ def check_bare(text: str, m: re.Match[str]) -> Span | None:
 
 __all__ = [
     "BARE",
-    "PHONE_WORDS",
     "EXTENSION",
     "EXTENSION_SUFFIX",
     "NATIONAL",
+    "PHONE_WORDS",
     "check_bare",
     "check_national",
 ]

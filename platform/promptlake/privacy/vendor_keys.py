@@ -188,4 +188,4 @@ def _check_aws_secret(text: str, start: int, end: int) -> Span | None:
     return start, end
 
 
-__all__ = ["API_KEY_WINDOWS", "API_KEY_NEEDLES", "API_KEY_PATTERNS", "check_api_key"]
+__all__ = ["API_KEY_NEEDLES", "API_KEY_PATTERNS", "API_KEY_WINDOWS", "check_api_key"]
