@@ -15,8 +15,9 @@ code in parentheses) and keeps a candidate only when its shape fits a numbering 
 - **NANP** (US/CA) without the trunk: ``3-3-4`` or ``1-3-3-4`` with area code and
   exchange starting 2-9 (the same rules as the dedicated US patterns);
 - **Brazil** without the trunk: a two-digit area code (11-99) in parentheses or alone,
-  then ``NNNN-NNNN`` or ``9NNNN-NNNN``;
-- **India** mobiles without the trunk: ``NNNNN NNNNN`` starting 6-9.
+  then ``9NNNN-NNNN`` (mobiles, any separator) or ``NNNN-NNNN`` (landlines: after
+  parentheses or with the dash);
+- **India** mobiles without the trunk: ``NNNNN NNNNN`` or ``NNNNN-NNNNN`` starting 6-9.
 
 A bare run of digits (``02079460958``) is reported only when a phone word (``phone``,
 ``tel``, ``call``, ``mobile``, ...) stands just before it, because order numbers,
@@ -112,9 +113,9 @@ def check_national(text: str, m: re.Match[str]) -> Span | None:
         return m.span()
     if area[0] != "0" and len(area) == 2 and shape in ([2, 4, 4], [2, 5, 4]):  # Brazil
         mobile = shape[1] == 5
-        if (not mobile or digits[2] == "9") and (m.group("paren") or "-" in rest):
+        if (mobile and digits[2] == "9") or (not mobile and (m.group("paren") or "-" in rest)):
             return m.span()
-    if shape == [5, 5] and digits[0] in "6789" and " " in number:  # India mobile
+    if shape == [5, 5] and digits[0] in "6789" and number[5] in " -":  # India mobile
         return m.span()
     return None
 
