@@ -18,9 +18,11 @@ text search no longer finds a removed value and ``promptlake embed`` re-embeds i
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,7 @@ from psycopg.types.json import Jsonb
 from ..ids import stable_id
 from ..ingest.records import GenerationRow, content_hashes
 from . import keys, vault
-from .detect import Detector, PatternDetector, PresidioDetector
+from .detect import Detector, Finding, PatternDetector, PresidioDetector
 from .operators import apply_operators
 from .policy import Policy
 
@@ -90,6 +92,7 @@ STRUCTURAL_KEYS = frozenset(
 )  # fmt: skip
 """Keys of chat messages whose string values are protocol, not prose (``data`` holds
 base64 images or audio): left as they are."""
+_ROW_SKIPS = {"input_messages": STRUCTURAL_KEYS}
 
 
 class Anonymizer:
@@ -100,12 +103,18 @@ class Anonymizer:
         self.policy = policy
         self.master = master
         self.detectors = _detectors(policy)
+        self._pattern = [d for d in self.detectors if isinstance(d, PatternDetector)]
+        self._models = [d for d in self.detectors if not isinstance(d, PatternDetector)]
         self.key = keys.derive(master, "pseudonym", project.id)
 
-    def text(self, value: str, field: str, found: list[dict[str, Any]]) -> str:
+    def text(self, value: str, field: Any, found: list[dict[str, Any]]) -> str:
+        """``value`` under the policy; ``field`` names it in the findings (a string, or the
+        path :meth:`json` builds, spelled out only when something is found)."""
         findings = [f for d in self.detectors for f in d.detect(value)]
         if not findings:
             return value
+        if not isinstance(field, str):
+            field = _path_name(field)
         result = apply_operators(value, findings, self.policy.operators, self.key, default="keep")
         for applied in result.applied:
             found.append(
@@ -115,6 +124,83 @@ class Anonymizer:
             )  # fmt: skip
         return result.text
 
+    def fields(
+        self,
+        values: dict[str, Any],
+        found: list[dict[str, Any]],
+        skip: Mapping[str, frozenset[str]] | None = None,
+    ) -> dict[str, Any]:
+        """``values`` (field name -> text, list or JSON object) with every string in them
+        under the policy: keys, and values under the ``skip`` keys of a field, are kept.
+        A field that did not change is the very object given.
+
+        The strings are scanned in two detector calls, short ones and long ones, each
+        joined by NUL (which validated text never holds, so a value cannot run into the
+        next): the fixed cost of a call is paid twice a record, not once per string.
+        Findings are recorded per string, with its path spelled out
+        (``input_messages[1].content[0].text``, ``metadata.customer.email``, ``tags[0]``)."""
+        skips = skip or {}
+        leaves: list[tuple[Any, str]] = []
+        for name, value in values.items():
+            if value is not None:
+                _collect(value, name, skips.get(name, _NOTHING), leaves)
+        if not leaves:
+            return values
+        texts = [text for _, text in leaves]
+        per_leaf: dict[int, list[Finding]] = {}
+        short = [i for i, t in enumerate(texts) if len(t) < _SHORT]
+        long = [i for i, t in enumerate(texts) if len(t) >= _SHORT]
+        for batch in (long, short):
+            if batch:
+                self._detect_batch(texts, batch, per_leaf)
+        if not any(per_leaf.values()):
+            return values
+        new_texts = list(texts)
+        for i, leaf_findings in per_leaf.items():
+            if not leaf_findings:
+                continue
+            path = leaves[i][0]
+            field = path if isinstance(path, str) else _path_name(path)
+            result = apply_operators(
+                texts[i], leaf_findings, self.policy.operators, self.key, default="keep"
+            )
+            for applied in result.applied:
+                found.append(
+                    {"field": field, "entity_type": applied.entity_type, "start": applied.start,
+                     "end": applied.end, "operator": applied.operator,
+                     "detector": applied.detector, "score": applied.score}
+                )  # fmt: skip
+            if result.text != texts[i]:
+                new_texts[i] = result.text
+        replaced = iter(new_texts)
+        return {
+            name: value if value is None else _rebuild(value, skips.get(name, _NOTHING), replaced)
+            for name, value in values.items()
+        }
+
+    def _detect_batch(
+        self, texts: list[str], batch: list[int], per_leaf: dict[int, list[Finding]]
+    ) -> None:
+        """Findings of the strings ``texts[i]`` for ``i`` in ``batch``, detected in one
+        text (joined by NUL), into ``per_leaf[i]`` with offsets into each string."""
+        parts = [texts[i] for i in batch]
+        joined = parts[0] if len(parts) == 1 else _SEP.join(parts)
+        findings = [f for d in self._pattern for f in d.detect(joined)]
+        for d in self._models:  # models read context: each string alone
+            for i in batch:
+                per_leaf.setdefault(i, []).extend(d.detect(texts[i]))
+        if not findings:
+            return
+        starts = list(itertools.accumulate((len(t) + 1 for t in parts[:-1]), initial=0))
+        for f in findings:
+            j = bisect.bisect_right(starts, f.start) - 1
+            base = starts[j]
+            end = min(f.end, base + len(parts[j]))  # a match cannot run past its string
+            if f.start < end:
+                per_leaf.setdefault(batch[j], []).append(
+                    Finding(f.entity_type, f.start - base, end - base, f.score, f.detector)
+                )
+
     def json(
         self,
         value: Any,
@@ -122,54 +208,30 @@ class Anonymizer:
         found: list[dict[str, Any]],
         skip: frozenset[str] = frozenset(),
     ) -> Any:
-        """``value`` with every string in it anonymized (keys, and values under ``skip``
-        keys, kept); the same object when nothing changed."""
-        if isinstance(value, str):
-            return self.text(value, field, found) if value else value
-        if isinstance(value, dict):
-            out, changed = {}, False
-            for k, v in value.items():
-                new = v if k in skip else self.json(v, f"{field}.{k}", found, skip)
-                changed = changed or new is not v
-                out[k] = new
-            return out if changed else value
-        if isinstance(value, list | tuple):
-            items = [self.json(v, f"{field}[{i}]", found, skip) for i, v in enumerate(value)]
-            if any(a is not b for a, b in zip(items, value, strict=True)):
-                return items
-            return value
-        return value
+        """``value`` with every string in it anonymized (see :meth:`fields`)."""
+        return self.fields({field: value}, found, {field: skip})[field]
 
     def tags(self, tags: list[str], field: str, found: list[dict[str, Any]]) -> list[str]:
-        out = [self.text(t, f"{field}[{i}]", found) for i, t in enumerate(tags)]
-        return out if out != tags else tags
+        return self.fields({field: tags}, found)[field]
 
     def __call__(self, row: GenerationRow) -> None:
         """Anonymize ``row`` in place (every text field), recording findings and originals."""
         found: list[dict[str, Any]] = []
         originals: dict[str, Any] = {}
-        for name in ("input_text", "output", "error"):
-            value = getattr(row, name)
-            if value:
-                new = self.text(value, name, found)
-                if new != value:
-                    originals[name] = value
-                    setattr(row, name, new)
-        if row.input_messages:
-            messages = self.json(row.input_messages, "input_messages", found, STRUCTURAL_KEYS)
-            if messages is not row.input_messages:
-                originals["input_messages"] = row.input_messages
-                row.input_messages = messages
-        if row.metadata:
-            metadata = self.json(row.metadata, "metadata", found)
-            if metadata is not row.metadata:
-                originals["metadata"] = row.metadata
-                row.metadata = metadata
-        if row.tags:
-            tags = self.tags(row.tags, "tags", found)
-            if tags is not row.tags:
-                originals["tags"] = row.tags
-                row.tags = tags
+        given = {
+            "input_text": row.input_text or None,
+            "output": row.output or None,
+            "error": row.error or None,
+            "input_messages": row.input_messages or None,
+            "metadata": row.metadata or None,
+            "tags": row.tags or None,
+        }
+        done = self.fields(given, found, _ROW_SKIPS)
+        if done is not given:
+            for name, value in done.items():
+                if value is not given[name]:
+                    originals[name] = given[name]
+                    setattr(row, name, value)
         row.pii_policy_version = self.policy.version
         row.pii_findings = found
         row.vault_originals = originals if (self.policy.vault and originals) else None
@@ -178,13 +240,10 @@ class Anonymizer:
         """A session's column values (``name``, ``tags``, ``metadata``) under the policy.
         Sessions have no findings rows (``pii_findings`` belong to generations)."""
         found: list[dict[str, Any]] = []
+        given = {k: values.get(k) or None for k in ("name", "tags", "metadata")}
+        done = self.fields(given, found)
         out = dict(values)
-        if out.get("name"):
-            out["name"] = self.text(out["name"], "name", found)
-        if out.get("tags"):
-            out["tags"] = self.tags(out["tags"], "tags", found)
-        if out.get("metadata"):
-            out["metadata"] = self.json(out["metadata"], "metadata", found)
+        out.update({k: v for k, v in done.items() if v is not given[k]})
         return out
 
     def score(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -193,11 +252,13 @@ class Anonymizer:
         field ``scores[<id>].comment``) and are inserted by ``insert_scores``."""
         found: list[dict[str, Any]] = []
         where = f"scores[{values['id']}]"
+        given = {f"{where}.comment": values.get("comment") or None,
+                 f"{where}.metadata": values.get("metadata") or None}  # fmt: skip
+        done = self.fields(given, found)
         out = dict(values)
-        if out.get("comment"):
-            out["comment"] = self.text(out["comment"], f"{where}.comment", found)
-        if out.get("metadata"):
-            out["metadata"] = self.json(out["metadata"], f"{where}.metadata", found)
+        for name, column in ((f"{where}.comment", "comment"), (f"{where}.metadata", "metadata")):
+            if done[name] is not given[name]:
+                out[column] = done[name]
         if found:
             gid = values["generation_id"]
             out["pii_findings"] = [
@@ -207,6 +268,77 @@ class Anonymizer:
                 for f in found
             ]  # fmt: skip
         return out
+
+
+_SEP = "\x00"
+_SHORT = 200
+"""Strings shorter than this (metadata values, tags, names) are scanned in one detector
+call, longer ones (prompts, messages, outputs) in another: so that an id in the metadata
+does not make the detector look for keys all over the prompts (the 15-character run test
+of privacy/vendor_keys.py)."""
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _collect(value: Any, path: Any, skip: frozenset[str], leaves: list[tuple[Any, str]]) -> None:
+    """The non-empty strings in ``value``, with their paths, in a fixed order (string
+    children are taken in the loop, without a call each: most leaves are strings)."""
+    kind = type(value)
+    if kind is str:
+        if value:
+            leaves.append((path, value))
+        return
+    if kind is dict:
+        items: Any = value.items()
+    elif kind is list or kind is tuple:
+        items = enumerate(value)
+    else:
+        return
+    for k, v in items:
+        child = type(v)
+        if child is str:
+            if v and k not in skip:
+                leaves.append(((path, k), v))
+        elif (child is dict or child is list or child is tuple) and k not in skip:
+            _collect(v, (path, k), skip, leaves)
+
+
+def _rebuild(value: Any, skip: frozenset[str], replaced: Iterator[str]) -> Any:
+    """``value`` with its strings taken from ``replaced`` (in :func:`_collect`'s order);
+    the same object where nothing in it changed."""
+    kind = type(value)
+    if kind is str:
+        return next(replaced) if value else value
+    if kind is dict:
+        items: Any = value.items()
+    elif kind is list or kind is tuple:
+        items = enumerate(value)
+    else:
+        return value
+    out: Any = None
+    for k, v in items:
+        child = type(v)
+        if child is str:
+            if not v or k in skip:
+                continue
+            new = next(replaced)
+        elif (child is dict or child is list or child is tuple) and k not in skip:
+            new = _rebuild(v, skip, replaced)
+        else:
+            continue
+        if new is not v:
+            if out is None:
+                out = dict(value) if kind is dict else list(value)
+            out[k] = new
+    return value if out is None else out
+
+
+def _path_name(path: Any) -> str:
+    """``(("input_messages", 1), "content")`` -> ``input_messages[1].content``."""
+    parts: list[str] = []
+    while isinstance(path, tuple):
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return path + "".join(reversed(parts))
 
 
 def anonymize_session(project: Project, values: dict[str, Any]) -> dict[str, Any]:

@@ -309,7 +309,11 @@ def _api_key_finder() -> Finder:
         windows = vendor_keys.API_KEY_WINDOWS.get(kind)
         regexes.append((kind, needle, then, windows, re.compile(pattern + r"(?![\w-])")))
 
+    may_hold_a_key = vendor_keys.may_hold_a_key
+
     def find(text: str) -> Iterator[Span]:
+        if not may_hold_a_key(text):
+            return
         for kind, needle, then, windows, regex in regexes:  # "" is in every text
             if needle not in text or then not in text:
                 continue
@@ -321,6 +325,12 @@ def _api_key_finder() -> Finder:
                         yield span
 
     return find
+
+
+def _bearer_gate(text: str) -> bool:
+    """A token of 16+ characters (a 15-character run, privacy/vendor_keys.py, computed once
+    per text for both rules) after the word, in either case."""
+    return vendor_keys.may_hold_a_key(text) and ("earer" in text or "EARER" in text)
 
 
 def _check_bearer(text: str, m: re.Match[str]) -> Span | None:
@@ -426,7 +436,8 @@ _TRIGGERS: dict[str, tuple[bytes, bytes]] = {
     "phone_intl": (rb"\+", rb"0"),  # +4...
     "phone_paren": (rb"\(", rb"000\) ?000[-. ]0000"),  # (202) 555-0143
     "phone_us": (b"", rb"000[-. ]000[-. ]0000"),  # 202-555-0143, 1-800-555-0199
-    "phone_national": (b"", rb"00(?:\) ?|[ .-]| ?/ ?)00"),  # 020 7946, (0117) 496, 030/12
+    # 9+ digits in groups: 020 7946 0958, (0117) 496 0479, 030 / 1234567, 98765 43210
+    "phone_national": (b"", rb"0(?:[ .()/-]{0,3}0){8}"),
     "phone_bare": (b"", rb"0000000000"),  # call 02079460958
     "card": (b"", rb"00(?:[ -]?0){11}"),  # 13+ digits, any grouping
     "iban": (b"[Aa][Aa]", rb"00(?: ?[Aa0]){11}"),  # GB82 WEST ..., gb82 west ...
@@ -446,8 +457,13 @@ def _any_trigger() -> re.Pattern[bytes]:
 
 
 def _trigger(name: str) -> re.Pattern[bytes]:
+    """One trigger on its own, written from its first digit as in :func:`_any_trigger`
+    (``0(?<=AA0)0...`` rather than ``AA00...``), so that the engine scans for the literal
+    ``0`` instead of trying every letter."""
     before, rest = _TRIGGERS[name]
-    return re.compile(before + rest)
+    if not before:
+        return re.compile(rest)
+    return re.compile(b"0(?<=" + before + b"0)" + rest[1:])
 
 
 _LOCAL_PART = re.compile(r"[A-Za-z0-9_%+-](?:[A-Za-z0-9_%+-]|\.(?=[A-Za-z0-9_%+-])){0,63}\Z")
@@ -567,7 +583,7 @@ def _rules() -> tuple[_Rule, ...]:
                 r"[Bb](?<!\w.)(?:earer|EARER)[ \t]+([A-Za-z0-9._~+/-]{16,}+=*)(?![\w=-])",
                 _check_bearer,
             ),
-            _contains("earer", "EARER"),
+            _bearer_gate,
         ),
     )
 
@@ -593,6 +609,8 @@ class PatternDetector:
         self._any_trigger = _any_trigger()
 
     def detect(self, text: str) -> list[Finding]:
+        if len(text) < 6:  # shorter than the shortest value any rule reports (a@b.cd)
+            return []
         found: list[Finding] = []
         name = self.name
         classes: bytes | None = None  # computed for the first rule with a trigger
