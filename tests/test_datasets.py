@@ -122,10 +122,10 @@ def test_dedup_keeps_the_first_of_each_group(project, tmp_path) -> None:
 
 def test_anonymize_stage_uses_the_project_key(project, tmp_path) -> None:
     project.set_pii_policy(apply_at="export")
+    parts = [{"type": "text", "text": "card 4111 1111 1111 1111"}]  # the list form SDKs send
     g = project.log(prompt="mail me at jane.doe@example.com", output="ok",
                     messages=[{"role": "user", "content": "call +1 415 555 0100"},
-                              {"role": "user", "content": [
-                                  {"type": "text", "text": "card 4111 1111 1111 1111"}]}])  # fmt: skip
+                              {"role": "user", "content": parts}])  # fmt: skip
     exporter.export(project, _params().export, tmp_path / "x.parquet")
     table, result = transform.anonymize_table(
         project, exporter.read_parquet(tmp_path / "x.parquet")

@@ -50,9 +50,9 @@ if TYPE_CHECKING:
     from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
     from .ingest.importers import ImportReport
-    from .privacy.anonymize import AnonymizeReport
     from .privacy.erase import ErasureReport
     from .privacy.policy import Policy
+    from .privacy.reanonymize import AnonymizeReport
     from .search import IndexReport
     from .search.corpus import Corpus
     from .tracking.runs import TrackedRun
@@ -308,7 +308,7 @@ class Project:
 
     def anonymize(self, *, batch_size: int = 1000, progress: Any = None) -> AnonymizeReport:
         """Apply the live policy to stored rows not yet under it (resumable; admins only)."""
-        from .privacy.anonymize import anonymize_stored
+        from .privacy.reanonymize import anonymize_stored
 
         return anonymize_stored(self, batch_size=batch_size, progress=progress)
 
