@@ -87,3 +87,15 @@ def test_bench_without_single_rows(lake: promptlake.Lake, database_url: str) -> 
     assert result["stored"] == {"copy": [120], "writer": [120], "single": []}
     assert "session.log()" not in format_report(result)
     assert _as_login(database_url, COUNTS)[0] == (0, 0, 0, 0, 0)
+
+
+def test_bench_prices_the_default_pii_policy(lake: promptlake.Lake) -> None:
+    result = run_ingest_bench(lake, rows=600, single_rows=0, batch_size=300, repeats=2,
+                              policy_baseline=True)  # fmt: skip
+    methods = [(r["method"], r["repeat"]) for r in result["runs"]]
+    assert methods == [("copy", 1), ("writer", 1), ("nopolicy", 1), ("nopolicy", 2),
+                       ("writer", 2), ("copy", 2)]  # fmt: skip
+    assert all(r["stored"] == 600 for r in result["runs"])
+    policy = result["policy"]
+    assert policy["writer_no_policy_rows_per_s"] > 0 and policy["default_vs_no_policy"] > 0
+    assert "writer without a PII policy" in format_report(result)

@@ -74,3 +74,12 @@ def test_run_with_presidio_compares_on_the_same_corpus() -> None:
     assert isinstance(result["meets_targets"]["ratio"], bool)
     report = format_report(result)
     assert "built-in / presidio:" in report and "presidio 2." in report
+
+
+def test_bench_measures_phonenumbers_against_the_phone_rules() -> None:
+    pytest.importorskip("phonenumbers")
+    result = run_pii_bench(docs=40, include_presidio=False, repeats=1, extras=True)
+    others = result["others"]
+    for key in ("phonenumbers", "builtin_phone"):
+        assert others[key]["available"] and set(others[key]["metrics"]) == {"PHONE"}
+    assert "phonenumbers (8 plans, VALID)" in format_report(result)

@@ -122,8 +122,10 @@ def test_dedup_keeps_the_first_of_each_group(project, tmp_path) -> None:
 
 def test_anonymize_stage_uses_the_project_key(project, tmp_path) -> None:
     project.set_pii_policy(apply_at="export")
+    parts = [{"type": "text", "text": "card 4111 1111 1111 1111"}]  # the list form SDKs send
     g = project.log(prompt="mail me at jane.doe@example.com", output="ok",
-                    messages=[{"role": "user", "content": "call +1 415 555 0100"}])  # fmt: skip
+                    messages=[{"role": "user", "content": "call +1 415 555 0100"},
+                              {"role": "user", "content": parts}])  # fmt: skip
     exporter.export(project, _params().export, tmp_path / "x.parquet")
     table, result = transform.anonymize_table(
         project, exporter.read_parquet(tmp_path / "x.parquet")
@@ -131,8 +133,9 @@ def test_anonymize_stage_uses_the_project_key(project, tmp_path) -> None:
     row = table.to_pylist()[0]
     assert row["id"] == str(g.id)
     assert "jane.doe@example.com" not in row["input_text"]
-    assert "415" not in row["input_messages"]
-    assert result.rows_changed == 1 and result.findings == {"EMAIL": 1, "PHONE": 1}
+    assert "415" not in row["input_messages"] and "4111" not in row["input_messages"]
+    assert result.rows_changed == 1
+    assert result.findings == {"EMAIL": 1, "PHONE": 1, "CREDIT_CARD": 1}
     project.set_pii_policy(apply_at="ingest")  # the same pseudonym as ingest would make
     ingested = project.log(prompt="mail me at jane.doe@example.com", output="ok")
     assert project.generation(ingested.id).input_text == row["input_text"]

@@ -188,3 +188,67 @@ def test_key_file_is_private_and_env_key_is_checked(lake, monkeypatch) -> None:
 
     with pytest.raises(promptlake.ConfigurationError, match="32 bytes"):
         master_key(lake.settings)
+
+
+def _journal_for(project, end_user: str, other: str) -> tuple[Path, dict]:
+    """A journal file as a writer leaves it in an outage: two people's sessions, turns and
+    a score each (written with the journal's own function)."""
+    import datetime as dt
+
+    from promptlake.ids import uuid7
+    from promptlake.ingest import journal
+    from promptlake.privacy import keys
+
+    sessions, rows, scores, ids = [], [], [], {}
+    for who in (end_user, other):
+        sid = uuid7()
+        sessions.append({"id": sid, "end_user_id": who, "name": None, "tags": [],
+                         "metadata": {}, "started_at": dt.datetime.now(dt.UTC)})  # fmt: skip
+        row = project._prepare({"session": sid, "prompt": f"secret plan of {who}",
+                                "output": "ok", "seq": 0})  # fmt: skip
+        rows.append((f"row of {who}", row))
+        scores.append((f"score of {who}", {
+            "id": uuid7(), "generation_id": row.id, "name": "q", "source": "human",
+            "author": None, "comment": None, "metadata": {}, "data_type": "numeric",
+            "value_numeric": 1.0, "value_text": None, "value_bool": None,
+            "created_at": dt.datetime.now(dt.UTC)}))  # fmt: skip
+        ids[who] = (sid, row.id)
+    master = keys.master_key(project.lake.settings)
+    return journal.write(project, sessions, rows, scores, master), ids
+
+
+def test_erase_rewrites_local_journals_without_the_person(project, dbq) -> None:
+    from promptlake.ingest.journal import replay
+
+    path, _ = _journal_for(project, "u-9", "u-10")
+    assert "u-9" in path.read_text()
+    report = project.erase("u-9")
+    assert (report.journal_records, report.journal_files) == (3, 1)
+    text = path.read_text()
+    assert "u-9" not in text and "u-10" in text and len(text.splitlines()) == 3
+    result = replay(project.lake)
+    assert (result.stored, result.scores, result.rejected) == (1, 1, [])
+    assert not path.exists()
+    _, stored = dbq("SELECT input_text FROM generations")
+    assert stored == [("secret plan of u-10",)]
+
+
+def test_replay_removes_records_of_people_erased_elsewhere(project, dbq, tmp_path) -> None:
+    from promptlake.ingest.journal import replay
+
+    path, ids = _journal_for(project, "u-7", "u-8")
+    with project.session(end_user_id="u-7", id=ids["u-7"][0]) as s:  # stored before the outage
+        s.log(prompt="earlier turn", output="x")
+    aside = tmp_path / path.name
+    path.rename(aside)  # the journal is on another machine while the erasure runs
+    assert project.erase("u-7").journal_records == 0
+    aside.rename(path)
+    # a journal holding only the session's generation (its session line went in earlier)
+    lines = [line for line in path.read_text().splitlines() if '"kind": "session"' not in line
+             or "u-8" in line]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    result = replay(project.lake)
+    assert result.erased == 2 and result.stored == 1 and result.rejected == []
+    assert not path.exists()
+    _, stored = dbq("SELECT input_text FROM generations")
+    assert stored == [("secret plan of u-8",)]

@@ -310,7 +310,10 @@ def anonymize(project: str, operators: tuple[str, ...], vault: bool, batch_size:
             report = proj.anonymize(batch_size=batch_size, progress=advance)
     click.echo(
         f"policy version {report.policy_version}: {report.rows} rows checked,"
-        f" {report.changed} changed, {report.findings} findings"
+        f" {report.changed} changed, {report.findings} findings; full text recomputed for"
+        f" {report.reindexed}, {report.embeddings_dropped} embeddings dropped (promptlake"
+        f" embed recomputes them); {report.sessions_changed} sessions and"
+        f" {report.scores_changed} scores changed"
     )
 
 
@@ -544,6 +547,7 @@ def replay(paths: tuple[Path, ...]) -> None:
         f"replayed {report.files} journal files: stored {report.stored}, already stored"
         f" {report.duplicates}, scores {report.scores}, rejected {len(report.rejected)};"
         f" removed {len(report.removed)} files"
+        + (f"; removed {report.erased} records of erased end users" if report.erased else "")
     )
     sys.exit(1 if report.rejected else 0)
 
@@ -568,13 +572,22 @@ def bench() -> None:
     type=click.IntRange(10),
     help="Generations logged one call at a time.",
 )
+@click.option(
+    "--policy-baseline/--no-policy-baseline",
+    default=True,
+    show_default=True,
+    help="Also time the writer with no PII policy, to price the default one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_ingest(rows: int, single_rows: int, as_json: bool) -> None:
-    """Writer vs raw binary COPY vs single log() calls, on ~2 KB generations."""
+def bench_ingest(rows: int, single_rows: int, policy_baseline: bool, as_json: bool) -> None:
+    """Writer vs raw binary COPY vs single log() calls, on ~2 KB generations; the writer
+    under the default PII policy vs with none."""
     from .bench.ingest import format_report, run_ingest_bench
 
     with _lake() as lake:
-        result = run_ingest_bench(lake, rows=rows, single_rows=single_rows)
+        result = run_ingest_bench(
+            lake, rows=rows, single_rows=single_rows, policy_baseline=policy_baseline
+        )
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
@@ -605,12 +618,27 @@ def bench_rls(rows: int, as_json: bool) -> None:
     help="Generated ~1 KB documents with planted PII and look-alikes.",
 )
 @click.option("--no-presidio", is_flag=True, help="Skip the Presidio comparison.")
+@click.option(
+    "--corpus",
+    type=click.Choice(["generated", "realistic"]),
+    default="generated",
+    show_default=True,
+    help="generated: the documented formats; realistic: Faker text in many locales (needs faker).",
+)
+@click.option(
+    "--extras",
+    is_flag=True,
+    help="Also measure the phonenumbers library on phones and, on the realistic corpus,"
+    " Presidio + spaCy NER on names and locations (the ner extra).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_pii(docs: int, no_presidio: bool, as_json: bool) -> None:
+def bench_pii(docs: int, no_presidio: bool, corpus: str, extras: bool, as_json: bool) -> None:
     """Built-in PII detector vs Presidio pattern-only: docs/s, ratio, precision/recall."""
     from .bench.pii import format_report, run_pii_bench
 
-    result = run_pii_bench(docs=docs, include_presidio=not no_presidio)
+    result = run_pii_bench(
+        docs=docs, include_presidio=not no_presidio, corpus=corpus, extras=extras
+    )
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 

@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
     from .ingest.importers import ImportReport
-    from .privacy.anonymize import AnonymizeReport
     from .privacy.erase import ErasureReport
     from .privacy.policy import Policy
+    from .privacy.reanonymize import AnonymizeReport
     from .search import IndexReport
     from .search.corpus import Corpus
     from .tracking.runs import TrackedRun
@@ -426,7 +426,7 @@ class Project:
 
     def anonymize(self, *, batch_size: int = 1000, progress: Any = None) -> AnonymizeReport:
         """Apply the live policy to stored rows not yet under it (resumable; admins only)."""
-        from .privacy.anonymize import anonymize_stored
+        from .privacy.reanonymize import anonymize_stored
 
         return anonymize_stored(self, batch_size=batch_size, progress=progress)
 
@@ -576,6 +576,9 @@ class Project:
             id=id,
             max_bytes=self.lake.settings.max_text_bytes,
         )
+        from .privacy.anonymize import anonymize_score
+
+        values = anonymize_score(self, values)
         try:
             with self.lake._transaction(self) as conn:
                 insert_scores(conn, self.id, [values])
@@ -767,6 +770,11 @@ class Session:
         )
         if c.problems:
             raise ValidationError(c.problems)
+        from .privacy.anonymize import anonymize_session
+
+        named = anonymize_session(project, {"name": values[1], "tags": values[2],
+                                            "metadata": values[3]})  # fmt: skip
+        values = (values[0], named["name"], named["tags"], named["metadata"])
         with project.lake._transaction(project) as conn:
             from .privacy.erase import erased_subjects
 

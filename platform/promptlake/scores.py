@@ -118,7 +118,13 @@ def insert_scores(conn: psycopg.Connection, project_id: uuid.UUID, scores: list[
                 for s in scores
             ],
         )
-        return cur.rowcount
+        stored = cur.rowcount
+        findings = [f for s in scores for f in s.get("pii_findings") or ()]
+        if findings:  # of the comment and metadata (privacy/anonymize.py: Anonymizer.score)
+            from .privacy.anonymize import INSERT_FINDINGS
+
+            cur.executemany(INSERT_FINDINGS, findings)
+        return stored
 
 
 def score_from_values(project_id: uuid.UUID, values: Mapping[str, Any]) -> Score:

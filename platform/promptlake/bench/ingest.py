@@ -424,11 +424,22 @@ def _time_single(bench: _Bench, project: Project, sessions: list[BenchSession]) 
     return time.perf_counter() - start
 
 
+def _time_writer_no_policy(bench: _Bench, project: Project, sessions: list[BenchSession]) -> float:
+    """The writer in a project whose policy anonymizes nothing at ingest (export-only): the
+    same path without PII detection, to price the default policy."""
+    project.set_pii_policy({}, apply_at="export")
+    return _time_writer(bench, project, sessions)
+
+
 _TIMERS: dict[str, Callable[[_Bench, Project, list[BenchSession]], float]] = {
     "copy": _time_copy,
     "writer": _time_writer,
     "single": _time_single,
+    "nopolicy": _time_writer_no_policy,
 }
+LABELS["nopolicy"] = "writer, no PII policy"
+POLICY_TARGET = 0.8
+"""Ingest under the default PII policy should keep >= 80% of the rows/s without one."""
 
 
 # -- the run -------------------------------------------------------------------------
@@ -443,6 +454,7 @@ def run_ingest_bench(
     *,
     batch_size: int = 5000,
     repeats: int = 2,
+    policy_baseline: bool = False,
 ) -> dict[str, Any]:
     """Load ``rows`` generations by raw COPY and by the bulk writer (``repeats`` times
     each, ABBA order) and ``single_rows`` by ``session.log``; return the figures.
@@ -473,6 +485,16 @@ def run_ingest_bench(
         for repeat in range(repeats)
         for method in (("copy", "writer") if repeat % 2 == 0 else ("writer", "copy"))
     ]
+    if policy_baseline:  # the writer without PII detection, interleaved the same way
+        plan = [
+            step
+            for repeat in range(repeats)
+            for step in (
+                [m for m in plan if m[1] == repeat] + [("nopolicy", repeat)]
+                if repeat % 2 == 0
+                else [("nopolicy", repeat)] + [m for m in plan if m[1] == repeat]
+            )
+        ]
     if single_rows:
         plan.append(("single", 0))
 
@@ -531,7 +553,17 @@ def run_ingest_bench(
         for method in METHODS
     }
     ratio = best["writer"] / best["copy"]  # type: ignore[operator]
+    policy = None
+    if policy_baseline:
+        bare = max(r["rows_per_s"] for r in runs if r["method"] == "nopolicy")
+        policy = {
+            "writer_no_policy_rows_per_s": bare,
+            "default_vs_no_policy": round(best["writer"] / bare, 3),  # type: ignore[operator]
+            "target": POLICY_TARGET,
+            "meets_target": best["writer"] / bare >= POLICY_TARGET,  # type: ignore[operator]
+        }
     return {
+        "policy": policy,
         "rows": rows,
         "single_rows": single_rows,
         "batch_size": batch_size,
@@ -568,6 +600,14 @@ def format_report(result: dict[str, Any]) -> str:
         f"  writer / COPY: {result['writer_vs_copy']:.2f}x"
         f"  (target >= {result['target']:.1f}x: {verdict})"
     )
+    policy = result.get("policy")
+    if policy:
+        verdict = "met" if policy["meets_target"] else "NOT met"
+        lines.append(
+            f"  writer without a PII policy: {policy['writer_no_policy_rows_per_s']:,.0f} rows/s;"
+            f" default policy / none: {policy['default_vs_no_policy']:.2f}x"
+            f"  (target >= {policy['target']:.1f}x: {verdict})"
+        )
     return "\n".join(lines)
 
 

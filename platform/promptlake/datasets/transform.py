@@ -133,34 +133,36 @@ def anonymize_table(
     import pyarrow as pa
 
     from ..privacy import policy as policies
-    from ..privacy.anonymize import Anonymizer
+    from ..privacy.anonymize import STRUCTURAL_KEYS, Anonymizer
 
     live = policies.current(project)
     policy = live if not operators else policies.Policy(version=live.version, operators=operators)
     anonymizer = Anonymizer(project, policy, project.lake.master_key())
     counts: dict[str, int] = {}
     changed_rows = 0
-    columns = {name: table.column(name).to_pylist() for name in ("input_text", "output")}
-    messages = table.column("input_messages").to_pylist()
+    texts = [c for c in ("input_text", "output", "error") if c in table.column_names]
+    columns = {name: table.column(name).to_pylist() for name in texts}
+    # JSON columns (as text): every string in them, as at ingest (privacy/anonymize.py)
+    json_columns = {
+        name: table.column(name).to_pylist()
+        for name in ("input_messages", "tags", "metadata")
+        if name in table.column_names
+    }
     n = table.num_rows
     for i in range(n):
         found: list[dict[str, Any]] = []
         for name, values in columns.items():
             if values[i]:
                 values[i] = anonymizer.text(values[i], name, found)
-        if messages[i]:
-            chat = json.loads(messages[i])
-            touched = False
-            for j, message in enumerate(chat):
-                content = message.get("content") if isinstance(message, dict) else None
-                if isinstance(content, str) and content:
-                    new = anonymizer.text(content, f"input_messages[{j}]", found)
-                    if new != content:
-                        message["content"] = new
-                        touched = True
-            if touched:
+        for name, values in json_columns.items():
+            if not values[i]:
+                continue
+            value = json.loads(values[i])
+            skip = STRUCTURAL_KEYS if name == "input_messages" else frozenset()
+            new = anonymizer.json(value, name, found, skip)
+            if new is not value:
                 # jsonb's text form: the database would print it the same way
-                messages[i] = json.dumps(chat, ensure_ascii=False, separators=(", ", ": "))
+                values[i] = json.dumps(new, ensure_ascii=False, separators=(", ", ": "))
         if found:
             changed_rows += 1
             for f in found:
@@ -168,7 +170,7 @@ def anonymize_table(
         if progress and (i % 1000 == 0 or i == n - 1):
             progress(i + 1, n)
     schema = table.schema
-    for name, values in [*columns.items(), ("input_messages", messages)]:
+    for name, values in [*columns.items(), *json_columns.items()]:
         index = schema.get_field_index(name)
         table = table.set_column(index, name, pa.array(values, type=pa.string()))
     return table, AnonymizeResult(n, changed_rows, counts)

@@ -117,6 +117,7 @@ class ReplayReport:
     scores: int = 0
     rejected: list[str] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
+    erased: int = 0  # records of erased end users taken out of the files
 
 
 def journals(home: Path) -> list[Path]:
@@ -143,6 +144,7 @@ def replay(lake: Lake, paths: list[Path] | None = None) -> ReplayReport:
         report.files += 1
         writer = None
         bad = False
+        prefiltered, skip = False, set()
         for number, line, problem in _read(path):
             if problem is not None or line is None or line.get("v") != VERSION:
                 report.rejected.append(problem or f"{path.name} line {number}: unknown format")
@@ -156,6 +158,12 @@ def replay(lake: Lake, paths: list[Path] | None = None) -> ReplayReport:
                     bad = True
                     break
                 writer = project.writer(batch_size=10**9)  # one transaction per file
+            if not prefiltered:
+                prefiltered = True
+                skip = _erased_lines(project, path)
+                report.erased += len(skip)
+            if number in skip:
+                continue
             data = _decode(line["data"])
             if line["kind"] == "session":
                 writer._sessions[data["id"]] = data
@@ -178,4 +186,51 @@ def replay(lake: Lake, paths: list[Path] | None = None) -> ReplayReport:
         if not bad:
             path.unlink()
             report.removed.append(path)
+        elif skip:  # what stays (to retry) stays without the records of erased people
+            from .journal_erase import read_lines, rewrite
+
+            lines, unreadable = read_lines(path)
+            keep = [x for i, x in enumerate(_numbered(path)) if i not in skip]
+            rewrite(path, [lines[j] for j in keep if j is not None], unreadable)
     return report
+
+
+def _numbered(path: Path) -> list[int | None]:
+    """For each line number (1-based, index 0 unused) its index among readable lines."""
+    out: list[int | None] = [None]
+    index = 0
+    for _, line, _problem in _read(path):
+        out.append(index if line is not None else None)
+        index += line is not None
+    return out
+
+
+def _erased_lines(project: Project, path: Path) -> set[int]:
+    """Line numbers of ``path`` holding records of end users erased from ``project``."""
+    from ..privacy.erase import erased_sessions, erased_subjects
+    from .journal_erase import filter_lines
+
+    numbered = []
+    for number, line, _problem in _read(path):
+        if line is not None and line.get("v") == VERSION:
+            numbered.append((number, {**line, "data": _decode(line.get("data"))}))
+    users = {x["data"].get("end_user_id") for _, x in numbered if x.get("kind") == "session"}
+    referenced = {x["data"].get("session_id") for _, x in numbered
+                  if x.get("kind") == "generation"}  # fmt: skip
+    referenced |= {x["data"].get("id") for _, x in numbered if x.get("kind") == "session"}
+    with project.lake._transaction(project) as conn:
+        erased_users = erased_subjects(project, conn, {u for u in users if u})
+        gone = erased_sessions(project, conn, {s for s in referenced if s})
+    if not erased_users and not gone:
+        return set()
+    lines = [x for _, x in numbered]
+    kept, _removed, _ = filter_lines(lines, end_users=erased_users, sessions=gone,
+                                     generations=set())  # fmt: skip
+    kept_ids = {id(x) for x in kept}
+    # filter_lines copies a line only to clear its parent: those are kept, not skipped
+    parents = {(x.get("kind"), (x.get("data") or {}).get("id")) for x in kept}
+    return {
+        number
+        for number, x in numbered
+        if id(x) not in kept_ids and (x.get("kind"), x["data"].get("id")) not in parents
+    }

@@ -222,6 +222,9 @@ class Writer:
         }
         if c.problems:
             raise ValidationError(c.problems)
+        from ..privacy.anonymize import anonymize_session
+
+        values = anonymize_session(self.project, values)
         self._sessions[values["id"]] = values
         self._seq.setdefault(values["id"], 0)
         return values["id"]
@@ -280,6 +283,9 @@ class Writer:
             )
         except ValidationError as exc:
             return self._reject(label, _maybe_uuid(id), exc.problems)
+        from ..privacy.anonymize import anonymize_score
+
+        values = anonymize_score(self.project, values)
         self._scores.append(_PendingScore(label, values))
         return values["id"]
 

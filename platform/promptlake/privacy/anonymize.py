@@ -1,27 +1,32 @@
-"""Apply a project's policy to generations: at ingest, to stored rows, and on reveal.
+"""Apply a project's policy to everything people and models wrote: at ingest, to stored
+rows, and on reveal.
 
-At ingest (``Anonymizer``, called by every write path before hashing) the prompt text,
-each chat message's text and the output are scanned; the operators replace what was
-found; the findings (type, field, span, operator, policy version, never the value) are
-kept for ``pii_findings``; and, if the policy says so, the original fields are sealed for
-the vault. Stored rows are brought under a (new) policy by :func:`anonymize_stored`, in
-batches that each commit, so an interrupted run resumes where it stopped.
+At ingest (``Anonymizer``, called by every write path before hashing) every text a user
+or model wrote goes through the policy (the list is :data:`COVERED`, and a test walks the
+schema to keep it complete): the prompt text, the output, the error text, every string
+inside each chat message (plain ``content``, list-form content parts, tool calls and
+their arguments, tool results), the string values of ``metadata`` and the ``tags``; for
+sessions their name, tags and metadata; for scores their comment and metadata. The
+operators replace what was found; the findings (type, field, span, operator, policy
+version, never the value) are kept for ``pii_findings`` (generations and score comments);
+and, if the policy says so, the original generation fields are sealed for the vault.
+Stored rows are brought under a (new) policy by
+:func:`promptlake.privacy.reanonymize.anonymize_stored`.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from psycopg.types.json import Jsonb
-
 from ..ids import stable_id
-from ..ingest.records import GenerationRow, content_hashes
+from ..ingest.records import GenerationRow
 from . import keys, vault
-from .detect import Detector, PatternDetector, PresidioDetector
+from .detect import Detector, Finding, PatternDetector, PresidioDetector
 from .operators import apply_operators
 from .policy import Policy
 
@@ -46,7 +51,43 @@ def _detectors(policy: Policy) -> list[Detector]:
                 out.append(PatternDetector(wanted))
         elif name == "presidio":
             out.append(_presidio())
+        elif name == "ner":
+            out.append(_ner())
     return out
+
+
+@functools.cache
+def _ner() -> Detector:
+    """Presidio with a spaCy model (the ``ner`` extra): person names and locations. Off
+    unless a policy names the ``ner`` detector; loading the model takes seconds."""
+    from .detect import ner_model
+
+    return PresidioDetector(use_nlp=True, spacy_model=ner_model(),
+                            entity_types={"PERSON", "LOCATION"})  # fmt: skip
+
+
+COVERED: dict[str, str] = {
+    "generations.input_text": "prompt text",
+    "generations.input_messages": "every string in each message but structural keys",
+    "generations.output": "model output",
+    "generations.error": "error text, including @trace exception messages",
+    "generations.metadata": "string values (keys kept)",
+    "generations.tags": "each tag",
+    "sessions.name": "session name",
+    "sessions.tags": "each tag",
+    "sessions.metadata": "string values (keys kept)",
+    "scores.comment": "comment text",
+    "scores.metadata": "string values (keys kept)",
+}
+"""Every column a user or model writes into, and how the policy reaches it."""
+
+STRUCTURAL_KEYS = frozenset(
+    {"role", "type", "id", "tool_call_id", "tool_use_id", "mime_type", "media_type",
+     "detail", "cache_control", "format", "data"}
+)  # fmt: skip
+"""Keys of chat messages whose string values are protocol, not prose (``data`` holds
+base64 images or audio): left as they are."""
+_ROW_SKIPS = {"input_messages": STRUCTURAL_KEYS}
 
 
 class Anonymizer:
@@ -57,12 +98,18 @@ class Anonymizer:
         self.policy = policy
         self.master = master
         self.detectors = _detectors(policy)
+        self._pattern = [d for d in self.detectors if isinstance(d, PatternDetector)]
+        self._models = [d for d in self.detectors if not isinstance(d, PatternDetector)]
         self.key = keys.derive(master, "pseudonym", project.id)
 
-    def text(self, value: str, field: str, found: list[dict[str, Any]]) -> str:
+    def text(self, value: str, field: Any, found: list[dict[str, Any]]) -> str:
+        """``value`` under the policy; ``field`` names it in the findings (a string, or the
+        path :meth:`json` builds, spelled out only when something is found)."""
         findings = [f for d in self.detectors for f in d.detect(value)]
         if not findings:
             return value
+        if not isinstance(field, str):
+            field = _path_name(field)
         result = apply_operators(value, findings, self.policy.operators, self.key, default="keep")
         for applied in result.applied:
             found.append(
@@ -72,34 +119,233 @@ class Anonymizer:
             )  # fmt: skip
         return result.text
 
+    def fields(
+        self,
+        values: dict[str, Any],
+        found: list[dict[str, Any]],
+        skip: Mapping[str, frozenset[str]] | None = None,
+    ) -> dict[str, Any]:
+        """``values`` (field name -> text, list or JSON object) with every string in them
+        under the policy: keys, and values under the ``skip`` keys of a field, are kept.
+        A field that did not change is the very object given.
+
+        The strings are scanned in two detector calls, short ones and long ones, each
+        joined by NUL (which validated text never holds, so a value cannot run into the
+        next): the fixed cost of a call is paid twice a record, not once per string.
+        Findings are recorded per string, with its path spelled out
+        (``input_messages[1].content[0].text``, ``metadata.customer.email``, ``tags[0]``)."""
+        skips = skip or {}
+        leaves: list[tuple[Any, str]] = []
+        for name, value in values.items():
+            if value is not None:
+                _collect(value, name, skips.get(name, _NOTHING), leaves)
+        if not leaves:
+            return values
+        texts = [text for _, text in leaves]
+        per_leaf: dict[int, list[Finding]] = {}
+        short = [i for i, t in enumerate(texts) if len(t) < _SHORT]
+        long = [i for i, t in enumerate(texts) if len(t) >= _SHORT]
+        for batch in (long, short):
+            if batch:
+                self._detect_batch(texts, batch, per_leaf)
+        if not any(per_leaf.values()):
+            return values
+        new_texts = list(texts)
+        for i, leaf_findings in per_leaf.items():
+            if not leaf_findings:
+                continue
+            path = leaves[i][0]
+            field = path if isinstance(path, str) else _path_name(path)
+            result = apply_operators(
+                texts[i], leaf_findings, self.policy.operators, self.key, default="keep"
+            )
+            for applied in result.applied:
+                found.append(
+                    {"field": field, "entity_type": applied.entity_type, "start": applied.start,
+                     "end": applied.end, "operator": applied.operator,
+                     "detector": applied.detector, "score": applied.score}
+                )  # fmt: skip
+            if result.text != texts[i]:
+                new_texts[i] = result.text
+        replaced = iter(new_texts)
+        return {
+            name: value if value is None else _rebuild(value, skips.get(name, _NOTHING), replaced)
+            for name, value in values.items()
+        }
+
+    def _detect_batch(
+        self, texts: list[str], batch: list[int], per_leaf: dict[int, list[Finding]]
+    ) -> None:
+        """Findings of the strings ``texts[i]`` for ``i`` in ``batch``, detected in one
+        text (joined by NUL), into ``per_leaf[i]`` with offsets into each string."""
+        parts = [texts[i] for i in batch]
+        joined = parts[0] if len(parts) == 1 else _SEP.join(parts)
+        findings = [f for d in self._pattern for f in d.detect(joined)]
+        for d in self._models:  # models read context: each string alone
+            for i in batch:
+                per_leaf.setdefault(i, []).extend(d.detect(texts[i]))
+        if not findings:
+            return
+        starts = list(itertools.accumulate((len(t) + 1 for t in parts[:-1]), initial=0))
+        for f in findings:
+            j = bisect.bisect_right(starts, f.start) - 1
+            base = starts[j]
+            end = min(f.end, base + len(parts[j]))  # a match cannot run past its string
+            if f.start < end:
+                per_leaf.setdefault(batch[j], []).append(
+                    Finding(f.entity_type, f.start - base, end - base, f.score, f.detector)
+                )
+
+    def json(
+        self,
+        value: Any,
+        field: str,
+        found: list[dict[str, Any]],
+        skip: frozenset[str] = frozenset(),
+    ) -> Any:
+        """``value`` with every string in it anonymized (see :meth:`fields`)."""
+        return self.fields({field: value}, found, {field: skip})[field]
+
+    def tags(self, tags: list[str], field: str, found: list[dict[str, Any]]) -> list[str]:
+        return self.fields({field: tags}, found)[field]
+
     def __call__(self, row: GenerationRow) -> None:
-        """Anonymize ``row`` in place (its text fields), recording findings and originals."""
+        """Anonymize ``row`` in place (every text field), recording findings and originals."""
         found: list[dict[str, Any]] = []
         originals: dict[str, Any] = {}
-        for name in ("input_text", "output"):
-            value = getattr(row, name)
-            if value:
-                new = self.text(value, name, found)
-                if new != value:
-                    originals[name] = value
-                    setattr(row, name, new)
-        if row.input_messages:
-            changed = False
-            messages = []
-            for i, message in enumerate(row.input_messages):
-                content = message.get("content")
-                if isinstance(content, str) and content:
-                    new = self.text(content, f"input_messages[{i}]", found)
-                    if new != content:
-                        changed = True
-                        message = {**message, "content": new}
-                messages.append(message)
-            if changed:
-                originals["input_messages"] = row.input_messages
-                row.input_messages = messages
+        given = {
+            "input_text": row.input_text or None,
+            "output": row.output or None,
+            "error": row.error or None,
+            "input_messages": row.input_messages or None,
+            "metadata": row.metadata or None,
+            "tags": row.tags or None,
+        }
+        done = self.fields(given, found, _ROW_SKIPS)
+        if done is not given:
+            for name, value in done.items():
+                if value is not given[name]:
+                    originals[name] = given[name]
+                    setattr(row, name, value)
         row.pii_policy_version = self.policy.version
         row.pii_findings = found
         row.vault_originals = originals if (self.policy.vault and originals) else None
+
+    def session(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A session's column values (``name``, ``tags``, ``metadata``) under the policy.
+        Sessions have no findings rows (``pii_findings`` belong to generations)."""
+        found: list[dict[str, Any]] = []
+        given = {k: values.get(k) or None for k in ("name", "tags", "metadata")}
+        done = self.fields(given, found)
+        out = dict(values)
+        out.update({k: v for k, v in done.items() if v is not given[k]})
+        return out
+
+    def score(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A score's column values with ``comment`` and ``metadata`` under the policy; the
+        findings go with them (``pii_findings``, recorded against the scored generation,
+        field ``scores[<id>].comment``) and are inserted by ``insert_scores``."""
+        found: list[dict[str, Any]] = []
+        where = f"scores[{values['id']}]"
+        given = {f"{where}.comment": values.get("comment") or None,
+                 f"{where}.metadata": values.get("metadata") or None}  # fmt: skip
+        done = self.fields(given, found)
+        out = dict(values)
+        for name, column in ((f"{where}.comment", "comment"), (f"{where}.metadata", "metadata")):
+            if done[name] is not given[name]:
+                out[column] = done[name]
+        if found:
+            gid = values["generation_id"]
+            out["pii_findings"] = [
+                (self.project.id, stable_id(gid, f["field"], f["start"], f["entity_type"]), gid,
+                 f["field"], f["entity_type"], f["start"], f["end"], f["operator"],
+                 self.policy.version, f["detector"], f["score"])
+                for f in found
+            ]  # fmt: skip
+        return out
+
+
+_SEP = "\x00"
+_SHORT = 200
+"""Strings shorter than this (metadata values, tags, names) are scanned in one detector
+call, longer ones (prompts, messages, outputs) in another: so that an id in the metadata
+does not make the detector look for keys all over the prompts (the 15-character run test
+of privacy/vendor_keys.py)."""
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _collect(value: Any, path: Any, skip: frozenset[str], leaves: list[tuple[Any, str]]) -> None:
+    """The non-empty strings in ``value``, with their paths, in a fixed order (string
+    children are taken in the loop, without a call each: most leaves are strings)."""
+    kind = type(value)
+    if kind is str:
+        if value:
+            leaves.append((path, value))
+        return
+    if kind is dict:
+        items: Any = value.items()
+    elif kind is list or kind is tuple:
+        items = enumerate(value)
+    else:
+        return
+    for k, v in items:
+        child = type(v)
+        if child is str:
+            if v and k not in skip:
+                leaves.append(((path, k), v))
+        elif (child is dict or child is list or child is tuple) and k not in skip:
+            _collect(v, (path, k), skip, leaves)
+
+
+def _rebuild(value: Any, skip: frozenset[str], replaced: Iterator[str]) -> Any:
+    """``value`` with its strings taken from ``replaced`` (in :func:`_collect`'s order);
+    the same object where nothing in it changed."""
+    kind = type(value)
+    if kind is str:
+        return next(replaced) if value else value
+    if kind is dict:
+        items: Any = value.items()
+    elif kind is list or kind is tuple:
+        items = enumerate(value)
+    else:
+        return value
+    out: Any = None
+    for k, v in items:
+        child = type(v)
+        if child is str:
+            if not v or k in skip:
+                continue
+            new = next(replaced)
+        elif (child is dict or child is list or child is tuple) and k not in skip:
+            new = _rebuild(v, skip, replaced)
+        else:
+            continue
+        if new is not v:
+            if out is None:
+                out = dict(value) if kind is dict else list(value)
+            out[k] = new
+    return value if out is None else out
+
+
+def _path_name(path: Any) -> str:
+    """``(("input_messages", 1), "content")`` -> ``input_messages[1].content``."""
+    parts: list[str] = []
+    while isinstance(path, tuple):
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return path + "".join(reversed(parts))
+
+
+def anonymize_session(project: Project, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of a session under the project's ingest policy (unchanged without one)."""
+    anonymizer = project._anonymizer()
+    return anonymizer.session(values) if isinstance(anonymizer, Anonymizer) else values
+
+
+def anonymize_score(project: Project, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of a score under the project's ingest policy (unchanged without one)."""
+    anonymizer = project._anonymizer()
+    return anonymizer.score(values) if isinstance(anonymizer, Anonymizer) else values
 
 
 def ingest_anonymizer(project: Project) -> Callable[[GenerationRow], None] | None:
@@ -155,87 +401,6 @@ def store_side_rows(conn: Any, project: Project, rows: list[GenerationRow]) -> N
     if sealed:
         with conn.cursor() as cur:
             cur.executemany(INSERT_VAULT, sealed)
-
-
-@dataclass
-class AnonymizeReport:
-    policy_version: int
-    rows: int = 0
-    changed: int = 0
-    findings: int = 0
-
-
-def anonymize_stored(
-    project: Project,
-    *,
-    batch_size: int = 1000,
-    progress: Callable[[int, int], None] | None = None,
-) -> AnonymizeReport:
-    """Apply the live policy to stored generations not yet under it (admins only).
-
-    Each batch is one transaction; rows done carry the policy version, so a second run
-    (or a run after an interruption) continues with what is left and changes nothing
-    already done."""
-    from ..access import require_member, write_audit
-    from . import policy as policies
-
-    require_member(project, ("admin",))
-    live = policies.current(project)
-    anonymizer = Anonymizer(project, live, project.lake.master_key())
-    report = AnonymizeReport(live.version)
-    with project.lake._transaction(project) as conn:
-        (total,) = conn.execute(
-            "SELECT count(*) FROM generations WHERE project_id = %s"
-            " AND pii_policy_version IS DISTINCT FROM %s",
-            (project.id, live.version),
-        ).fetchone()
-    after = uuid.UUID(int=0)
-    while True:
-        with project.lake._transaction(project) as conn:
-            batch = conn.execute(
-                "SELECT id, input_text, input_messages, output FROM generations"
-                " WHERE project_id = %s AND pii_policy_version IS DISTINCT FROM %s AND id > %s"
-                " ORDER BY id LIMIT %s FOR UPDATE",
-                (project.id, live.version, after, batch_size),
-            ).fetchall()
-            if not batch:
-                break
-            done = [_anonymize_stored_row(anonymizer, *values) for values in batch]
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE generations SET input_text = %s, input_messages = %s, output = %s,"
-                    " input_hash = %s, output_hash = %s, content_hash = %s,"
-                    " pii_policy_version = %s WHERE project_id = %s AND id = %s",
-                    [(r.input_text, None if r.input_messages is None else Jsonb(r.input_messages),
-                      r.output, r.input_hash, r.output_hash, r.content_hash, live.version,
-                      project.id, r.id) for r in done],
-                )  # fmt: skip
-            store_side_rows(conn, project, done)
-            report.rows += len(done)
-            report.changed += sum(1 for r in done if r.pii_findings)
-            report.findings += sum(len(r.pii_findings) for r in done)
-            after = batch[-1][0]
-            if report.rows == len(done):
-                write_audit(conn, project, "anonymize", f"policy version {live.version}",
-                            {"pending": total})  # fmt: skip
-        if progress is not None:
-            progress(report.rows, total)
-    return report
-
-
-def _anonymize_stored_row(anonymizer: Anonymizer, gid, text, messages, output) -> GenerationRow:
-    row = GenerationRow(
-        id=gid, session_id=None, parent_id=None, seq=None, prompt_version_id=None, model=None,
-        run_id=None, name=None, input_messages=messages, input_text=text, output=output,
-        params={}, prompt_tokens=None, completion_tokens=None, cost_usd=None, latency_ms=None,
-        status="ok", error=None, origin="real", generator=None, lineage={}, input_hash=b"",
-        output_hash=b"", content_hash=b"", tags=[], metadata={}, created_at=None,  # type: ignore[arg-type]
-    )  # fmt: skip
-    anonymizer(row)
-    row.input_hash, row.output_hash, row.content_hash = content_hashes(
-        row.input_text, row.input_messages, row.output
-    )
-    return row
 
 
 def reveal(project: Project, generation_id: uuid.UUID) -> dict[str, Any]:

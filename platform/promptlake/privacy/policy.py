@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 from .detect import ENTITY_TYPES
 from .operators import OPERATORS
 
-DETECTORS = ("pattern", "presidio")
+DETECTORS = ("pattern", "presidio", "ner")
+"""``ner``: person names and locations, Presidio with spaCy (the ``ner`` extra)."""
 PATTERN_TYPES = tuple(sorted(ENTITY_TYPES))
 
 
