@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .access import AuditEntry, Member
     from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
+    from .ingest.background import BackgroundLogger
     from .ingest.importers import ImportReport
     from .privacy.anonymize import AnonymizeReport
     from .privacy.erase import ErasureReport
@@ -425,6 +426,15 @@ class Project:
         background, so rows are searchable when the writer closes (search/live.py)."""
         return Writer(self, batch_size=batch_size, strict=strict, retry_seconds=retry_seconds,
                       index=index, embedder=embedder, language=language)  # fmt: skip
+
+    def logger(self, **options: Any) -> BackgroundLogger:
+        """Non-blocking, lossless logging: ``log()`` returns once its record is fsynced to
+        a local journal, and a background thread stores records with the bulk writer; use
+        as a context manager. Options: ``batch_size``, ``flush_interval``, ``max_pending``
+        (back-pressure), ``retry_seconds``. See :mod:`promptlake.ingest.background`."""
+        from .ingest.background import BackgroundLogger
+
+        return BackgroundLogger(self, **options)
 
     def import_file(self, path: str | Path, format: str, **options: Any) -> ImportReport:
         """Stream a file (sharegpt, openai, alpaca, mtbench, csv) into this project.
