@@ -36,8 +36,13 @@ def chat_answer(body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]
     messages = body.get("messages") or []
     if body.get("tools") and messages and messages[-1].get("role") == "user":
         name = body["tools"][0]["function"]["name"]
-        return None, [{"id": "call_abc123", "type": "function",
-                       "function": {"name": name, "arguments": '{"city": "Paris"}'}}]  # fmt: skip
+        return None, [
+            {
+                "id": "call_abc123",
+                "type": "function",
+                "function": {"name": name, "arguments": '{"city": "Paris"}'},
+            }
+        ]
     return "echo: " + _last_user_text(messages), []
 
 
@@ -82,11 +87,22 @@ class Handler(BaseHTTPRequestHandler):
         model = str(body.get("model", ""))
         if model.startswith("fail-"):
             status = int(model.split("-", 1)[1])
-            headers = {"Retry-After": "0", "x-request-id": "req_fail"} if status == 429 else {
-                "x-request-id": "req_fail"}  # fmt: skip
-            self._json(status, {"error": {"message": f"fake failure {status}",
-                                          "type": "server_error", "code": f"e{status}"}},
-                       headers)  # fmt: skip
+            headers = (
+                {"Retry-After": "0", "x-request-id": "req_fail"}
+                if status == 429
+                else {"x-request-id": "req_fail"}
+            )
+            self._json(
+                status,
+                {
+                    "error": {
+                        "message": f"fake failure {status}",
+                        "type": "server_error",
+                        "code": f"e{status}",
+                    }
+                },
+                headers,
+            )
             return
         if self.path == "/v1/chat/completions":
             self._chat(body)
@@ -101,42 +117,85 @@ class Handler(BaseHTTPRequestHandler):
         content, calls = chat_answer(body)
         prompt = _last_user_text(body.get("messages") or [])
         p, c = _usage(prompt, content or "")
-        usage = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
-                 "prompt_tokens_details": {"cached_tokens": 3},
-                 "completion_tokens_details": {"reasoning_tokens": 2}}  # fmt: skip
+        usage = {
+            "prompt_tokens": p,
+            "completion_tokens": c,
+            "total_tokens": p + c,
+            "prompt_tokens_details": {"cached_tokens": 3},
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        }
         rid = _rid("chatcmpl-", body)
         finish = "tool_calls" if calls else "stop"
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": content}
             if calls:
                 message["tool_calls"] = calls
-            self._json(200, {"id": rid, "object": "chat.completion", "created": 1700000000,
-                             "model": body["model"] + "-2024", "system_fingerprint": "fp_1",
-                             "choices": [{"index": 0, "message": message,
-                                          "finish_reason": finish, "logprobs": None}],
-                             "usage": usage})  # fmt: skip
+            self._json(
+                200,
+                {
+                    "id": rid,
+                    "object": "chat.completion",
+                    "created": 1700000000,
+                    "model": body["model"] + "-2024",
+                    "system_fingerprint": "fp_1",
+                    "choices": [
+                        {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                    ],
+                    "usage": usage,
+                },
+            )
             return
-        base = {"id": rid, "object": "chat.completion.chunk", "created": 1700000000,
-                "model": body["model"] + "-2024"}  # fmt: skip
+        base = {
+            "id": rid,
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": body["model"] + "-2024",
+        }
         events: list[tuple[str | None, Any]] = [
-            (None, {**base, "choices": [{"index": 0, "delta": {"role": "assistant"},
-                                         "finish_reason": None}]})  # fmt: skip
+            (
+                None,
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}
+                    ],
+                },
+            )
         ]
         for i in range(0, len(content or ""), CHUNK):
             delta = {"content": (content or "")[i : i + CHUNK]}
-            events.append((None, {**base, "choices": [{"index": 0, "delta": delta,
-                                                       "finish_reason": None}]}))  # fmt: skip
+            events.append(
+                (None, {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            )
         for k, call in enumerate(calls):
             args = call["function"]["arguments"]
             half = len(args) // 2
-            first = {"index": k, "id": call["id"], "type": "function",
-                     "function": {"name": call["function"]["name"], "arguments": args[:half]}}  # fmt: skip
+            first = {
+                "index": k,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": args[:half]},
+            }
             second = {"index": k, "function": {"arguments": args[half:]}}
             for piece in (first, second):
-                events.append((None, {**base, "choices": [{"index": 0, "delta": {
-                    "tool_calls": [piece]}, "finish_reason": None}]}))  # fmt: skip
-        events.append((None, {**base, "choices": [{"index": 0, "delta": {},
-                                                   "finish_reason": finish}]}))  # fmt: skip
+                events.append(
+                    (
+                        None,
+                        {
+                            **base,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "delta": {"tool_calls": [piece]},
+                                    "finish_reason": None,
+                                }
+                            ],
+                        },
+                    )
+                )
+        events.append(
+            (None, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        )
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append((None, {**base, "choices": [], "usage": usage}))
         events.append((None, "[DONE]"))
@@ -151,38 +210,82 @@ class Handler(BaseHTTPRequestHandler):
         rid = _rid("resp_", body)
         if body.get("tools") and items and items[-1].get("role") == "user":
             tool = body["tools"][0]
-            output = [{"type": "function_call", "id": "fc_1", "call_id": "call_xyz",
-                       "name": tool["name"], "arguments": '{"city": "Paris"}',
-                       "status": "completed"}]  # fmt: skip
+            output = [
+                {
+                    "type": "function_call",
+                    "id": "fc_1",
+                    "call_id": "call_xyz",
+                    "name": tool["name"],
+                    "arguments": '{"city": "Paris"}',
+                    "status": "completed",
+                }
+            ]
             text = ""
         else:
             text = "echo: " + prompt
-            output = [{"type": "message", "id": "msg_1", "role": "assistant",
-                       "status": "completed",
-                       "content": [{"type": "output_text", "text": text, "annotations": []}]}]  # fmt: skip
+            output = [
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ]
         p, c = _usage(prompt, text)
-        response = {"id": rid, "object": "response", "created_at": 1700000000,
-                    "status": "completed", "model": body["model"] + "-2024", "output": output,
-                    "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-                    "usage": {"input_tokens": p, "output_tokens": c, "total_tokens": p + c,
-                              "input_tokens_details": {"cached_tokens": 4},
-                              "output_tokens_details": {"reasoning_tokens": 6}}}  # fmt: skip
+        response = {
+            "id": rid,
+            "object": "response",
+            "created_at": 1700000000,
+            "status": "completed",
+            "model": body["model"] + "-2024",
+            "output": output,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": p,
+                "output_tokens": c,
+                "total_tokens": p + c,
+                "input_tokens_details": {"cached_tokens": 4},
+                "output_tokens_details": {"reasoning_tokens": 6},
+            },
+        }
         if not body.get("stream"):
             self._json(200, response)
             return
         started = {**response, "status": "in_progress", "output": [], "usage": None}
         events: list[tuple[str | None, Any]] = [
-            ("response.created", {"type": "response.created", "sequence_number": 0,
-                                  "response": started}),  # fmt: skip
+            (
+                "response.created",
+                {"type": "response.created", "sequence_number": 0, "response": started},
+            ),
         ]
         for n, i in enumerate(range(0, len(text), CHUNK), 1):
-            events.append(("response.output_text.delta", {
-                "type": "response.output_text.delta", "sequence_number": n, "item_id": "msg_1",
-                "output_index": 0, "content_index": 0, "delta": text[i : i + CHUNK],
-                "logprobs": []}))  # fmt: skip
-        events.append(("response.completed", {"type": "response.completed",
-                                              "sequence_number": len(events),
-                                              "response": response}))  # fmt: skip
+            events.append(
+                (
+                    "response.output_text.delta",
+                    {
+                        "type": "response.output_text.delta",
+                        "sequence_number": n,
+                        "item_id": "msg_1",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": text[i : i + CHUNK],
+                        "logprobs": [],
+                    },
+                )
+            )
+        events.append(
+            (
+                "response.completed",
+                {
+                    "type": "response.completed",
+                    "sequence_number": len(events),
+                    "response": response,
+                },
+            )
+        )
         self._sse(events)
 
 

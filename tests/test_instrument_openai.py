@@ -15,8 +15,15 @@ openai = pytest.importorskip("openai")
 
 from fake_openai import FakeOpenAI  # noqa: E402
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather",
-          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]  # fmt: skip
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 RESPONSE_TOOLS = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
 
 
@@ -40,8 +47,15 @@ def test_chat_non_streaming_unchanged_and_stored(server, project) -> None:
     plain = _client(server)
     client = _client(server)
     handle = promptlake.instrument(client, project, tags=["t1"])
-    kwargs = dict(model="gpt-test", messages=[{"role": "system", "content": "be brief"},
-                  {"role": "user", "content": "hello world"}], temperature=0.3, seed=7)  # fmt: skip
+    kwargs = dict(
+        model="gpt-test",
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hello world"},
+        ],
+        temperature=0.3,
+        seed=7,
+    )
     got = client.chat.completions.create(**kwargs)
     expected = plain.chat.completions.create(**kwargs)
     assert type(got) is type(expected)
@@ -53,8 +67,11 @@ def test_chat_non_streaming_unchanged_and_stored(server, project) -> None:
     assert g.params == {"temperature": 0.3, "seed": 7}
     assert g.prompt_tokens == got.usage.prompt_tokens
     assert g.completion_tokens == got.usage.completion_tokens
-    assert g.metadata["usage"] == {"total_tokens": got.usage.total_tokens, "cached_tokens": 3,
-                                   "reasoning_tokens": 2}  # fmt: skip
+    assert g.metadata["usage"] == {
+        "total_tokens": got.usage.total_tokens,
+        "cached_tokens": 3,
+        "reasoning_tokens": 2,
+    }
     assert g.metadata["response_id"] == got.id
     assert g.metadata["finish_reasons"] == ["stop"]
     assert g.status == "ok" and g.latency_ms > 0 and g.tags == ["t1"]
@@ -71,14 +88,21 @@ def test_chat_tool_calls(server, project) -> None:
     call = got.choices[0].message.tool_calls[0]
     (g,) = _stored(project)
     assert g.output is None and got.choices[0].message.content is None
-    assert g.metadata["tool_calls"] == [{"id": call.id, "type": "function",
-        "function": {"name": "get_weather", "arguments": call.function.arguments}}]  # fmt: skip
+    assert g.metadata["tool_calls"] == [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": call.function.arguments},
+        }
+    ]
     assert g.metadata["finish_reasons"] == ["tool_calls"]
     assert g.params["tools"] == TOOLS
     # the tool's answer goes back as the next turn: stored with its tool message
-    follow = [{"role": "user", "content": "weather in Paris?"},
-              got.choices[0].message.model_dump(exclude_none=True),
-              {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]  # fmt: skip
+    follow = [
+        {"role": "user", "content": "weather in Paris?"},
+        got.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
     client.chat.completions.create(model="gpt-test", messages=follow)
     second = _stored(project)[1]
     assert [m["role"] for m in second.input_messages] == ["user", "assistant", "tool"]
@@ -89,8 +113,12 @@ def test_chat_streaming_same_chunks_logged_at_end(server, project) -> None:
     plain = _client(server)
     client = _client(server)
     promptlake.instrument(client, project)
-    kwargs = dict(model="gpt-test", messages=[{"role": "user", "content": "stream this answer"}],
-                  stream=True, stream_options={"include_usage": True})  # fmt: skip
+    kwargs = dict(
+        model="gpt-test",
+        messages=[{"role": "user", "content": "stream this answer"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     stream = client.chat.completions.create(**kwargs)
     assert isinstance(stream, openai.Stream)
     first = next(stream)
@@ -112,18 +140,26 @@ def test_chat_streaming_tool_calls_and_early_close(server, project) -> None:
     client = _client(server)
     promptlake.instrument(client, project)
     with client.chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "weather?"}], tools=TOOLS,
+        model="gpt-test",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=TOOLS,
         stream=True,
-    ) as stream:  # fmt: skip
+    ) as stream:
         pieces = [c.choices[0].delta.tool_calls for c in stream if c.choices]
     arguments = "".join(p[0].function.arguments or "" for p in pieces if p)
     (g,) = _stored(project)
-    assert g.metadata["tool_calls"] == [{"id": "call_abc123", "type": "function",
-        "function": {"name": "get_weather", "arguments": arguments}}]  # fmt: skip
+    assert g.metadata["tool_calls"] == [
+        {
+            "id": "call_abc123",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": arguments},
+        }
+    ]
     assert arguments == '{"city": "Paris"}'
     # a stream the caller stops reading: logged once, at close, with what was read
     stream = client.chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "a long answer to cut"}],
+        model="gpt-test",
+        messages=[{"role": "user", "content": "a long answer to cut"}],
         stream=True,
     )
     read = [next(stream), next(stream)]
@@ -140,11 +176,13 @@ def test_api_errors_logged_and_reraised_unchanged(server, project, status, error
     client = _client(server)
     promptlake.instrument(client, project)
     with pytest.raises(getattr(openai, error)) as caught:
-        client.chat.completions.create(model=f"fail-{status}",
-                                       messages=[{"role": "user", "content": "x"}])  # fmt: skip
+        client.chat.completions.create(
+            model=f"fail-{status}", messages=[{"role": "user", "content": "x"}]
+        )
     with pytest.raises(getattr(openai, error)) as plain:
-        _client(server).chat.completions.create(model=f"fail-{status}",
-                                                messages=[{"role": "user", "content": "x"}])  # fmt: skip
+        _client(server).chat.completions.create(
+            model=f"fail-{status}", messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.status_code == plain.value.status_code == status
     assert str(caught.value) == str(plain.value)
     assert caught.value.body == plain.value.body
@@ -157,18 +195,25 @@ def test_responses_api(server, project) -> None:
     plain = _client(server)
     client = _client(server)
     promptlake.instrument(client, project)
-    got = client.responses.create(model="gpt-r", input="hi there", instructions="be nice",
-                                  max_output_tokens=50)  # fmt: skip
-    assert got.model_dump() == plain.responses.create(
+    got = client.responses.create(
         model="gpt-r", input="hi there", instructions="be nice", max_output_tokens=50
-    ).model_dump()
-    calls = client.responses.create(model="gpt-r", tools=RESPONSE_TOOLS,
-                                    input=[{"role": "user", "content": "weather?"}])  # fmt: skip
+    )
+    assert (
+        got.model_dump()
+        == plain.responses.create(
+            model="gpt-r", input="hi there", instructions="be nice", max_output_tokens=50
+        ).model_dump()
+    )
+    calls = client.responses.create(
+        model="gpt-r", tools=RESPONSE_TOOLS, input=[{"role": "user", "content": "weather?"}]
+    )
     events = list(client.responses.create(model="gpt-r", input="stream it", stream=True))
     first, tool, streamed = _stored(project)
     assert first.output == got.output_text == "echo: hi there"
-    assert first.input_messages == [{"role": "system", "content": "be nice"},
-                                    {"role": "user", "content": "hi there"}]  # fmt: skip
+    assert first.input_messages == [
+        {"role": "system", "content": "be nice"},
+        {"role": "user", "content": "hi there"},
+    ]
     assert first.params == {"max_output_tokens": 50}
     assert first.prompt_tokens == got.usage.input_tokens
     assert first.metadata["usage"]["cached_tokens"] == 4
@@ -187,14 +232,19 @@ def test_async_client_into_background_logger(server, project) -> None:
         with project.logger() as logger:
             promptlake.instrument(client, logger)
             done = await client.chat.completions.create(
-                model="gpt-a", messages=[{"role": "user", "content": "async hello"}])
+                model="gpt-a", messages=[{"role": "user", "content": "async hello"}]
+            )
             stream = await client.chat.completions.create(
-                model="gpt-a", messages=[{"role": "user", "content": "async stream"}],
-                stream=True)  # fmt: skip
+                model="gpt-a", messages=[{"role": "user", "content": "async stream"}], stream=True
+            )
             assert isinstance(stream, openai.AsyncStream)
             chunks = [c async for c in stream]
-            events = [e async for e in await client.responses.create(
-                model="gpt-a", input="async responses", stream=True)]  # fmt: skip
+            events = [
+                e
+                async for e in await client.responses.create(
+                    model="gpt-a", input="async responses", stream=True
+                )
+            ]
             with pytest.raises(openai.InternalServerError):
                 await client.responses.create(model="fail-500", input="x")
         return done, chunks, events

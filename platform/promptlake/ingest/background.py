@@ -69,7 +69,9 @@ log = logging.getLogger(__name__)
 SEGMENT_BYTES = 16 << 20
 """Size of a preallocated journal segment (about 6,000 records of 2.5 KB)."""
 
-_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(GenerationRow) if f.name != "vault_originals")
+_ROW_FIELDS = tuple(
+    f.name for f in dataclasses.fields(GenerationRow) if f.name != "vault_originals"
+)
 _NOT_SUPPORTED = ("embedding", "embedder", "retrieved", "attachments")
 
 
@@ -207,8 +209,7 @@ class BackgroundLogger:
         self.stats = LoggerStats()
         self._writer: Writer = Writer(project, batch_size=10**9, retry_seconds=retry_seconds)
         self._writer.stats.rejected = self.stats.rejected  # one list: the writer's refusals
-        self._head = {"v": journal.VERSION, "project": project.name,
-                      "project_id": str(project.id)}  # fmt: skip
+        self._head = {"v": journal.VERSION, "project": project.name, "project_id": str(project.id)}
         self._master: bytes | None = None
         self._lock = threading.Lock()
         self._synced = threading.Condition(self._lock)  # waiters for their fsync
@@ -240,10 +241,12 @@ class BackgroundLogger:
         self._spare: Future[_Segment] = self._prep.submit(
             _create_segment, self._folder, project.id, segment_bytes
         )
-        self._syncer = threading.Thread(target=self._sync_loop, name="promptlake-syncer",
-                                        daemon=True)  # fmt: skip
-        self._flusher = threading.Thread(target=self._flush_loop, name="promptlake-flusher",
-                                         daemon=True)  # fmt: skip
+        self._syncer = threading.Thread(
+            target=self._sync_loop, name="promptlake-syncer", daemon=True
+        )
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="promptlake-flusher", daemon=True
+        )
         self._syncer.start()
         self._flusher.start()
         _live.add(self)
@@ -331,9 +334,17 @@ class BackgroundLogger:
         """Log a score for a generation (logged earlier, by this logger or otherwise)."""
         from ..scores import prepare_score
 
-        values = prepare_score(generation, name, value, source=source, author=author,
-                               comment=comment, metadata=metadata, id=id,
-                               max_bytes=self.project.lake.settings.max_text_bytes)  # fmt: skip
+        values = prepare_score(
+            generation,
+            name,
+            value,
+            source=source,
+            author=author,
+            comment=comment,
+            metadata=metadata,
+            id=id,
+            max_bytes=self.project.lake.settings.max_text_bytes,
+        )
         label = f"score {values['id']}"
         line = {**self._head, "kind": "score", "item": label, "data": journal._encode(values)}
         self._wait(self._enqueue(_Record("score", label, values, _dump(line))))
@@ -415,8 +426,9 @@ class BackgroundLogger:
 
             if self._master is None:
                 self._master = keys.master_key(self.project.lake.settings)
-            data["vault_sealed"] = list(seal(self._master, self.project.id, row.id,
-                                             row.vault_originals))  # fmt: skip
+            data["vault_sealed"] = list(
+                seal(self._master, self.project.id, row.id, row.vault_originals)
+            )
         line = {**self._head, "kind": "generation", "item": label, "data": data}
         return _Record("generation", label, row, _dump(line)), Generation.from_prepared(
             self.project.id, row
@@ -497,8 +509,9 @@ class BackgroundLogger:
                 self._segments.append(spare)
                 self._release(segment)
             self._segment = segment = spare
-            self._spare = self._prep.submit(_create_segment, self._folder, self.project.id,
-                                            self.segment_bytes)  # fmt: skip
+            self._spare = self._prep.submit(
+                _create_segment, self._folder, self.project.id, self.segment_bytes
+            )
         started = time.perf_counter()
         view = memoryview(data)
         while view:
@@ -536,9 +549,10 @@ class BackgroundLogger:
                 with self._lock:
                     while True:
                         age = time.monotonic() - self._ready_since
-                        if len(self._ready) >= self.batch_size or (self._ready and (
-                            self._closing or self._flush_wanted or age >= self.flush_interval
-                        )):  # fmt: skip
+                        if len(self._ready) >= self.batch_size or (
+                            self._ready
+                            and (self._closing or self._flush_wanted or age >= self.flush_interval)
+                        ):
                             break
                         if not self._ready and self._closing and self._syncer_done:
                             return

@@ -32,8 +32,17 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_NOT_PARAMS = {"messages", "input", "model", "stream", "extra_headers", "extra_query",
-               "extra_body", "timeout", "instructions"}  # fmt: skip
+_NOT_PARAMS = {
+    "messages",
+    "input",
+    "model",
+    "stream",
+    "extra_headers",
+    "extra_query",
+    "extra_body",
+    "timeout",
+    "instructions",
+}
 
 
 @dataclass
@@ -69,17 +78,22 @@ def instrument_openai(
     targets = _targets(client)
     if not targets:
         raise ValidationError(
-            [Problem("client", "must be an openai.OpenAI or AsyncOpenAI client, or the openai"
-                     f" module; got {type(client).__name__}")]  # fmt: skip
+            [
+                Problem(
+                    "client",
+                    "must be an openai.OpenAI or AsyncOpenAI client, or the openai"
+                    f" module; got {type(client).__name__}",
+                )
+            ]
         )
     for owner, api, is_async, on_class in targets:
-        original = owner.__dict__.get("create") if on_class else getattr(owner, "create")
+        original = owner.__dict__.get("create") if on_class else owner.create
         if getattr(original, "__promptlake__", False):
             continue  # instrumented already
         make = _async_wrapper if is_async else _sync_wrapper
         wrapper = make(original, api, context)
         wrapper.__promptlake__ = True  # type: ignore[attr-defined]
-        setattr(owner, "create", wrapper)
+        owner.create = wrapper
 
         def restore(owner: Any = owner, original: Any = original, on_class: bool = on_class):
             if on_class:
@@ -97,12 +111,18 @@ def _targets(client: Any) -> list[tuple[Any, str, bool, bool]]:
     from openai.resources.responses import AsyncResponses, Responses
 
     if client is openai:
-        return [(Completions, "chat", False, True), (AsyncCompletions, "chat", True, True),
-                (Responses, "responses", False, True), (AsyncResponses, "responses", True, True)]  # fmt: skip
+        return [
+            (Completions, "chat", False, True),
+            (AsyncCompletions, "chat", True, True),
+            (Responses, "responses", False, True),
+            (AsyncResponses, "responses", True, True),
+        ]
     if isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
         is_async = isinstance(client, openai.AsyncOpenAI)
-        return [(client.chat.completions, "chat", is_async, False),
-                (client.responses, "responses", is_async, False)]  # fmt: skip
+        return [
+            (client.chat.completions, "chat", is_async, False),
+            (client.responses, "responses", is_async, False),
+        ]
     return []
 
 
@@ -119,8 +139,9 @@ class _Context:
         fields = {
             "name": self.name or f"openai.{'chat.completions' if api == 'chat' else 'responses'}",
             "model": result.pop("model", None) or _plain(kwargs.get("model")),
-            "params": {k: _plain(v) for k, v in kwargs.items()
-                       if k not in _NOT_PARAMS and not _omitted(v)},  # fmt: skip
+            "params": {
+                k: _plain(v) for k, v in kwargs.items() if k not in _NOT_PARAMS and not _omitted(v)
+            },
             "metadata": metadata,
             "tags": self.tags or None,
             **_inputs(api, kwargs),
@@ -311,8 +332,11 @@ def _item(item: Any) -> dict[str, Any]:
     if kind == "function_call_output":
         return {"role": "tool", "content": item.get("output"), "tool_call_id": item.get("call_id")}
     if kind == "function_call":
-        call = {"id": item.get("call_id"), "type": "function",
-                "function": {"name": item.get("name"), "arguments": item.get("arguments")}}  # fmt: skip
+        call = {
+            "id": item.get("call_id"),
+            "type": "function",
+            "function": {"name": item.get("name"), "arguments": item.get("arguments")},
+        }
         return {"role": "assistant", "content": None, "tool_calls": [call]}
     return {"role": str(kind or "item"), "content": item}
 
@@ -326,8 +350,12 @@ def _error(exc: Exception, started: float) -> dict[str, Any]:
         metadata["request_id"] = exc.request_id  # type: ignore[attr-defined]
     if getattr(exc, "code", None):
         metadata["error_code"] = str(exc.code)  # type: ignore[attr-defined]
-    return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:10_000],
-            "latency_ms": (time.perf_counter() - started) * 1000, "metadata": metadata}  # fmt: skip
+    return {
+        "status": "error",
+        "error": f"{type(exc).__name__}: {exc}"[:10_000],
+        "latency_ms": (time.perf_counter() - started) * 1000,
+        "metadata": metadata,
+    }
 
 
 def _usage_chat(usage: Any, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -383,8 +411,13 @@ def _from_chat(completion: Any, latency: float) -> dict[str, Any]:
             metadata["refusal"] = message.refusal
     if len(choices) > 1:
         metadata["choices"] = [c.message.content for c in choices]
-    return {"model": completion.model, "output": output, "latency_ms": latency,
-            "metadata": metadata, **_usage_chat(completion.usage, metadata)}  # fmt: skip
+    return {
+        "model": completion.model,
+        "output": output,
+        "latency_ms": latency,
+        "metadata": metadata,
+        **_usage_chat(completion.usage, metadata),
+    }
 
 
 def _from_responses(response: Any, latency: float) -> dict[str, Any]:
@@ -395,8 +428,12 @@ def _from_responses(response: Any, latency: float) -> dict[str, Any]:
     incomplete = getattr(response, "incomplete_details", None)
     if incomplete is not None:
         metadata["incomplete_details"] = _plain(incomplete)
-    out: dict[str, Any] = {"model": response.model, "output": response.output_text or None,
-                           "latency_ms": latency, "metadata": metadata}  # fmt: skip
+    out: dict[str, Any] = {
+        "model": response.model,
+        "output": response.output_text or None,
+        "latency_ms": latency,
+        "metadata": metadata,
+    }
     if response.status == "failed" or getattr(response, "error", None):
         out["status"] = "error"
         out["error"] = json.dumps(_plain(response.error)) if response.error else "failed"
@@ -445,8 +482,8 @@ class _Accumulator:
                 self.text.append(delta.content)
             for call in (delta.tool_calls if delta is not None else None) or []:
                 slot = self.tool_calls.setdefault(
-                    call.index, {"id": None, "type": "function",
-                                 "function": {"name": "", "arguments": ""}}  # fmt: skip
+                    call.index,
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
                 )
                 if call.id:
                     slot["id"] = call.id
@@ -484,8 +521,12 @@ class _Accumulator:
                 metadata["finish_reasons"] = self.finish
             if self.tool_calls:
                 metadata["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
-            out = {"model": self.model, "output": "".join(self.text) or None,
-                   "latency_ms": (now - self.started) * 1000, "metadata": metadata}  # fmt: skip
+            out = {
+                "model": self.model,
+                "output": "".join(self.text) or None,
+                "latency_ms": (now - self.started) * 1000,
+                "metadata": metadata,
+            }
             out.update(_usage_chat(self.usage, metadata))
         metadata = out["metadata"]
         metadata["stream"] = True
