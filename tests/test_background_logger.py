@@ -213,3 +213,23 @@ def test_kill_9_loses_nothing_acknowledged(lake, database_url, tmp_path) -> None
     assert len(generations) == len(set(generations))  # nothing twice
     missing = acknowledged - set(generations) - sessions
     assert missing == set()
+
+
+def test_threads_sharing_a_lake_log_new_models(project) -> None:
+    """Model ids learnt in one thread's transaction are cached only after it committed,
+    never by another thread's commit (the flusher and the application share a Lake)."""
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(10):
+                project.log(prompt=f"{k}-{i}", output="a", model=f"model-{i % 3}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(12)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == [] and len(_ids(project)) == 120

@@ -14,6 +14,7 @@ context that row-level security policies read.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -99,10 +100,19 @@ class Lake:
             self.engine = make_engine(self.url, app_role=True)
         self._projects: dict[str, Project] = {}
         self._models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-        self._pending_models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        # per thread: a transaction's model ids, cached once it committed (threads share
+        # a Lake, e.g. the background logger's flusher and the application's own calls)
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"<Lake {describe(self.url)}>"
+
+    @property
+    def _pending_models(self) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+        pending = getattr(self._local, "pending_models", None)
+        if pending is None:
+            pending = self._local.pending_models = {}
+        return pending
 
     def __enter__(self) -> Lake:
         return self
