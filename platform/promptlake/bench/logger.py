@@ -68,7 +68,7 @@ _WORDS = _VOCABULARY.split()
 def _text(rng: random.Random, size: int) -> str:
     words: list[str] = []
     length = 0
-    while length < size:
+    while length <= size:
         word = rng.choice(_WORDS)
         words.append(word)
         length += len(word) + 1
