@@ -233,3 +233,41 @@ def test_threads_sharing_a_lake_log_new_models(project) -> None:
     for w in workers:
         w.join()
     assert errors == [] and len(_ids(project)) == 120
+
+
+def test_database_outage_follows_the_writers_journal_path(
+    project, lake, admin_url, database_url
+) -> None:
+    import psycopg
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(database_url).database
+    admin = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    logger = project.logger(retry_seconds=0.5, flush_interval=3600, batch_size=10**6)
+    logged = [logger.log(prompt=f"q{i}", output="a") for i in range(5)]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+    try:
+        logger.close()  # the flush retries, then the writer journals the batch
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert logger.stats.journaled == 5 and logger.stats.stored == 0
+    (kept,) = journal.journals(lake.settings.home)  # the writer's file; the segments are gone
+    report = journal.replay(lake, [kept])
+    assert report.stored == 5
+    assert sorted(_ids(project)) == sorted(g.id for g in logged)
+
+
+def test_journal_never_holds_what_the_pii_policy_removed(project) -> None:
+    project.set_pii_policy({"EMAIL": "redact"}, vault=True)
+    with project.logger(batch_size=10**6, flush_interval=3600) as logger:
+        g = logger.log(prompt="Mail me at jane@example.com", output="ok")
+        segment = logger.journal_files[0].read_bytes()
+        assert b"jane@example.com" not in segment and b"<EMAIL>" in segment
+        assert g.input_text == "Mail me at <EMAIL>"
+    assert project.generation(g.id).input_text == "Mail me at <EMAIL>"
+    assert project.reveal(g)["input_text"] == "Mail me at jane@example.com"

@@ -141,13 +141,17 @@ def _logger(lake: Lake, name: str, sessions: list, threads: int) -> dict[str, An
     as_login(lake, "CHECKPOINT")
     started = time.perf_counter()
     logger = project.logger()
+    waits: list[float] = []  # seconds each log() took (list.append is thread-safe)
 
     def work(part: list) -> None:
+        clock = time.perf_counter
         for turns in part:
             session = logger.session(end_user_id="u")
             parent = None
             for turn in turns:
+                before = clock()
                 parent = session.log(parent=parent, **turn)
+                waits.append(clock() - before)
 
     _run_threads(work, _split(sessions, threads))
     returned = time.perf_counter() - started
@@ -158,6 +162,9 @@ def _logger(lake: Lake, name: str, sessions: list, threads: int) -> dict[str, An
     result["records_per_fsync"] = round(stats.acknowledged / max(stats.fsyncs, 1), 2)
     result["mean_fsync_ms"] = round(stats.fsync_seconds / max(stats.fsyncs, 1) * 1000, 3)
     result["max_fsync_ms"] = round(stats.max_fsync_ms, 3)
+    waits.sort()
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        result[f"log_{name}_ms"] = round(waits[min(len(waits) - 1, int(q * len(waits)))] * 1000, 3)
     return result
 
 
@@ -372,8 +379,8 @@ def format_report(result: dict[str, Any]) -> str:
         extra = ""
         if "records_per_fsync" in r:
             extra = (
-                f", {r['records_per_fsync']} records/fsync,"
-                f" fsync mean {r['mean_fsync_ms']} ms max {r['max_fsync_ms']} ms"
+                f", log() p50 {r['log_p50_ms']} ms p99 {r['log_p99_ms']} ms,"
+                f" {r['records_per_fsync']} records/fsync, fsync mean {r['mean_fsync_ms']} ms"
             )
         lines.append(
             f"  {label:<20} {r['threads']:>2} thr  {r['generations']:>6,} gens"
