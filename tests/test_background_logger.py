@@ -271,3 +271,25 @@ def test_journal_never_holds_what_the_pii_policy_removed(project) -> None:
         assert g.input_text == "Mail me at <EMAIL>"
     assert project.generation(g.id).input_text == "Mail me at <EMAIL>"
     assert project.reveal(g)["input_text"] == "Mail me at jane@example.com"
+
+
+EXIT_CHILD = """
+import promptlake
+lake = promptlake.connect()
+logger = lake.project("exit").logger(flush_interval=3600, batch_size=10**6)
+for i in range(10):
+    logger.log(prompt=f"q{i}", output="a")
+# no close(): the interpreter's exit flushes
+"""
+
+
+def test_interpreter_exit_flushes_an_open_logger(lake, database_url) -> None:
+    env = {
+        **os.environ,
+        "PROMPTLAKE_DATABASE_URL": database_url,
+        "PROMPTLAKE_HOME": str(lake.settings.home),
+    }
+    env["PYTHONPATH"] = str(Path(promptlake.__file__).parents[1])
+    subprocess.run([sys.executable, "-c", EXIT_CHILD], env=env, check=True, timeout=120)
+    assert len(_ids(lake.project("exit"))) == 10
+    assert journal.journals(lake.settings.home) == []
