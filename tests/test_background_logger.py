@@ -293,3 +293,14 @@ def test_interpreter_exit_flushes_an_open_logger(lake, database_url) -> None:
     subprocess.run([sys.executable, "-c", EXIT_CHILD], env=env, check=True, timeout=120)
     assert len(_ids(lake.project("exit"))) == 10
     assert journal.journals(lake.settings.home) == []
+
+
+def test_a_resumed_session_goes_on_after_its_stored_turns(project) -> None:
+    with project.session(end_user_id="u") as s:
+        s.log(prompt="q0", output="a0")
+        s.log(prompt="q1", output="a1")
+    with project.logger() as logger:
+        resumed = logger.session(id=s.id)
+        g = resumed.log(prompt="q2", output="a2")
+    assert g.seq == 2
+    assert [x.seq for x in project.history(s.id)] == [0, 1, 2]

@@ -287,10 +287,25 @@ class BackgroundLogger:
         if c.problems:
             raise ValidationError(c.problems)
         with self._lock:
-            self._seq.setdefault(values["id"], 0)
+            known = values["id"] in self._seq
+        start = 0 if known or id is None else self._stored_seq(values["id"])
+        with self._lock:
+            self._seq.setdefault(values["id"], start)
         line = {**self._head, "kind": "session", "data": journal._encode(values)}
         self._wait(self._enqueue(_Record("session", "session", values, _dump(line))))
         return LoggerSession(self, values["id"])
+
+    def _stored_seq(self, session_id: uuid.UUID) -> int:
+        """Where a resumed session goes on: after its stored turns (0 if it has none, or
+        the database cannot be asked now)."""
+        from ..errors import DatabaseError
+
+        try:
+            with self.project.lake._transaction(self.project) as conn:
+                row = conn.execute("SELECT promptlake_next_seq(%s)", (session_id,)).fetchone()
+        except DatabaseError:
+            return 0
+        return row[0] if row and row[0] is not None else 0
 
     def log(self, **fields: Any) -> Generation:
         """Log one generation (the fields of ``Session.log``); returns it once its record
