@@ -14,6 +14,9 @@ def test_workload_shape() -> None:
 
 
 def test_bench_runs_end_to_end(lake, mlflow_database) -> None:
+    import os
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     result = run_logging_bench(
         lake, sessions=4, threads=4, single_sessions=2, mlflow_sessions=1, trials=1
     )
@@ -26,3 +29,4 @@ def test_bench_runs_end_to_end(lake, mlflow_database) -> None:
     report = format_report(result)
     assert "MLflow sync tracing" in report and "kill -9 trials: 1" in report
     assert lake.projects() == []  # the bench's projects are gone
+    assert os.environ.get("MLFLOW_TRACKING_URI") == before  # later proj.run calls unaffected

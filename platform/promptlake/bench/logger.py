@@ -198,7 +198,29 @@ def _mlflow_uri(lake: Lake) -> str:
     return url.set(database=MLFLOW_DATABASE).render_as_string(hide_password=False)
 
 
+_MLFLOW_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING",
+    "MLFLOW_DISABLE_TELEMETRY",
+)
+
+
 def _mlflow(lake: Lake, sessions: list, say: Progress) -> dict[str, Any]:
+    """MLflow's part, leaving the process's environment as it found it (MLflow's
+    ``set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI``, which would redirect every
+    later ``proj.run`` of the process)."""
+    saved = {key: os.environ.get(key) for key in _MLFLOW_ENV}
+    try:
+        return _mlflow_traces(lake, sessions, say)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _mlflow_traces(lake: Lake, sessions: list, say: Progress) -> dict[str, Any]:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"  # each trace stored at once
     import mlflow
