@@ -164,19 +164,24 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def mlflow_database(admin_url):
-    """The default store (a database ``mlflow`` on the test server), dropped after the
-    session if the session created it (MLflow caches its stores per URI)."""
+    """The default stores (a database ``mlflow_<project id>`` per project, made from
+    ``mlflow_template``, on the test server), dropped after the session if the session
+    created them (MLflow caches its stores per URI)."""
     dsn = admin_url.replace("+psycopg", "")
+    query = "SELECT datname FROM pg_database WHERE starts_with(datname, 'mlflow_')"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow'").fetchone()
+        existed = {name for (name,) in conn.execute(query)}
     yield
     from promptlake.tracking import runs as tracking_runs
 
     tracking_runs._clients.clear()
     tracking_runs._default_uris.clear()
-    if not existed:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS mlflow WITH (FORCE)")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for (name,) in conn.execute(query).fetchall():
+            if name not in existed:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
 @pytest.fixture

@@ -139,18 +139,18 @@ def test_matrix_role_by_project_by_table(world, database_url, role) -> None:
     alpha, beta = world["alpha"].id, world["beta"].id
     principal = f"{role}-principal"
     for table in [*PROJECT_TABLES, "projects", *VIEWS]:
-        total, foreign = _visible(database_url, table, principal, alpha)
+        in_alpha, foreign = _visible(database_url, table, principal, alpha)
         assert foreign == 0, (role, table, "saw another project's rows")
         if table in READABLE[role]:
-            assert total > 0, (role, table, "should see its project's rows")
+            assert in_alpha > 0, (role, table, "should see its project's rows")
         else:
-            assert total == 0, (role, table, "should see nothing")
+            assert in_alpha == 0, (role, table, "should see nothing")
         # not a member of beta: none of its rows, even with beta's context
         total, not_beta = _visible(database_url, table, principal, beta)
         assert total - not_beta == 0, (role, table, "saw a project it is not a member of")
-        # no context: fail closed
+        # no context: every project it is a member of, which is alpha alone
         if table not in ("projects", "project_members"):
-            assert _visible(database_url, table, principal, None)[0] == 0, (role, table)
+            assert _visible(database_url, table, principal, None)[0] == in_alpha, (role, table)
     # with no principal at all, nothing anywhere
     for table in [*PROJECT_TABLES, "projects"]:
         assert _visible(database_url, table, None, alpha)[0] == 0, table
@@ -167,8 +167,9 @@ def test_writer_writes_but_cannot_read_back(world, database_url, monkeypatch) ->
             w.log(prompt="bulk", output="o", parent=g1.id)
         assert w.stats.stored == 1 and w.rejected == []
         proj.score(g1, "ok", 1.0)
-        _, rows = proj.query("SELECT count(*) FROM generations")
-        assert rows == [(0,)]
+        # its own login holds no SELECT on generations at all
+        with pytest.raises(PermissionDeniedError, match="permission denied for table"):
+            proj.query("SELECT count(*) FROM generations")
         with pytest.raises(promptlake.NotFoundError):
             proj.generation(g1.id)
 
@@ -179,23 +180,39 @@ def test_analyst_reads_but_cannot_write_or_open_the_vault(world, database_url, m
         proj = lake.project("alpha", create=False)
         _, rows = proj.query("SELECT input_text FROM generations")
         assert rows == [("alpha secret",)]
-        _, vault = proj.query("SELECT count(*) FROM vault")
-        assert vault == [(0,)]
+        with pytest.raises(PermissionDeniedError, match="permission denied for table vault"):
+            proj.query("SELECT count(*) FROM vault")
         with pytest.raises(PermissionDeniedError, match="row-level security"):
             proj.log(prompt="analysts do not write", output="o")
         with pytest.raises(PermissionDeniedError):
             proj.grant("someone", "admin")
 
 
-def test_non_members_cannot_see_that_a_project_has_data(world, database_url, monkeypatch):
+def test_non_members_cannot_see_that_a_project_has_data(world, database_url, monkeypatch, dbq):
     monkeypatch.setenv("PROMPTLAKE_DATABASE_URL", database_url)
     with promptlake.connect(principal="stranger") as lake:
         assert lake.projects() == []
-        with pytest.raises(promptlake.NotFoundError, match="member"):
-            lake.project("alpha")  # exists, but not theirs: not created, not shown
-        mine = lake.project("stranger-project")
-        assert lake.projects() == ["stranger-project"]
+        # a taken name and a free name answer alike: no existence oracle
+        for name in ("alpha", "never-used"):
+            with pytest.raises(promptlake.NotFoundError) as refused:
+                lake.project(name, create=False)
+            assert str(refused.value) == (
+                f"no project named {name!r} that 'stranger' is a member of"
+                " (`promptlake stats` lists yours)"
+            )
+        # creating it makes the stranger's own project: no squatting either way
+        mine = lake.project("alpha")
+        assert mine.id != world["alpha"].id
+        assert lake.projects() == ["alpha"]
         assert [m.principal for m in mine.members()] == ["stranger"]
+        _, rows = mine.query("SELECT count(*) FROM generations")
+        assert rows == [(0,)]
+    _, owners = dbq("SELECT owner FROM projects WHERE name = 'alpha'")
+    assert sorted(o for (o,) in owners) == sorted([world["alpha"].lake.principal, "stranger"])
+    # the first owner still gets its own project by that name
+    owner_lake = world["alpha"].lake
+    owner_lake._projects.clear()
+    assert owner_lake.project("alpha").id == world["alpha"].id
 
 
 def test_direct_logins_cannot_impersonate(world, admin_url, database_url) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import promptlake
+
 D1 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
 D2 = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)
 ANALYTICS_VIEWS = ("usage_daily", "score_trends", "session_stats", "duplicate_rates",
@@ -143,9 +145,17 @@ def test_run_metrics(filled) -> None:
     assert (row["pii_rate"], row["synthetic_share"]) == (0.0, 0.0)
 
 
-def test_views_fail_closed_without_a_project(filled, lake) -> None:
+def test_views_span_the_principals_projects_and_fail_closed(filled, lake, monkeypatch) -> None:
+    names = lake.projects()
+    assert len(names) > 1
     for view in ANALYTICS_VIEWS:
-        assert lake.query(f"SELECT count(*) FROM {view}")[1] == [(0,)], view
+        (everywhere,) = lake.query(f"SELECT count(*) FROM {view}")[1][0]
+        each = [lake.query(f"SELECT count(*) FROM {view}", project=n)[1][0][0] for n in names]
+        assert everywhere == sum(each), view
+    with promptlake.connect(principal="member-of-nothing") as stranger:
+        for view in ANALYTICS_VIEWS:
+            with pytest.raises(promptlake.NotFoundError, match="member of no project"):
+                stranger.query(f"SELECT * FROM {view}")
 
 
 def test_readme_examples_run_on_every_view(filled) -> None:

@@ -61,8 +61,12 @@ def test_sql_in_three_formats_with_bound_parameters(run, lake) -> None:
     csv_out = run("sql", query, "--param", f"q={q}", "--format", "csv", "--project", "p")
     assert csv_out.stdout.splitlines() == ["input_text,output", f"{q},o"]
     json_out = run("sql", query, "--param", f"q={q}", "--format", "json", "--project", "p")
-    outside = run("sql", query, "--param", f"q={q}", "--format", "csv")  # no project context
-    assert outside.stdout.splitlines() == ["input_text,output"]  # row-level security: nothing
+    # no --project: every project of the principal's (here one)
+    everywhere = run("sql", query, "--param", f"q={q}", "--format", "csv")
+    assert everywhere.stdout.splitlines() == ["input_text,output", f"{q},o"]
+    lake.project("empty-one")
+    narrowed = run("sql", query, "--param", f"q={q}", "--format", "csv", "--project", "empty-one")
+    assert narrowed.stdout.splitlines() == ["input_text,output"]
     assert json.loads(json_out.stdout) == {"input_text": q, "output": "o"}
 
 

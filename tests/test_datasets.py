@@ -194,7 +194,7 @@ def test_versions_are_recorded_listed_and_diffed(project, tmp_path, mlflow_store
     with project.run("fine-tune", model="llama-3") as run:
         used = run.use_dataset("sft@aaaa", context="training")
     assert used.id == v1.id
-    client = MlflowClient(default_tracking_uri(project.lake.url))
+    client = MlflowClient(default_tracking_uri(project.lake.url, project.id))
     inputs = client.get_run(run.mlflow_run_id).inputs.dataset_inputs
     assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("sft", "aaaa1111.dir")]
     assert inputs[0].tags[0].value == "training"

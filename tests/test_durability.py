@@ -269,8 +269,12 @@ def test_dump_and_restore_round_trip_every_table(own_server: Path, tmp_path: Pat
     before = snapshot(owner)
     exe = str(Path(sys.executable).with_name("promptlake"))
     backup = tmp_path / "lake.dump"
-    out = subprocess.run([exe, "db", "dump", str(backup)], capture_output=True, text=True)
+    out = subprocess.run(
+        [exe, "db", "dump", str(backup)], capture_output=True, text=True,
+        preexec_fn=lambda: os.umask(0o022),
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
+    assert backup.stat().st_mode & 0o777 == 0o600  # every tenant's raw rows: owner only
     refused = subprocess.run([exe, "db", "restore", str(backup)], capture_output=True, text=True)
     assert refused.returncode == 1 and "--replace" in refused.stderr
     with promptlake.connect() as lake:  # damage after the backup

@@ -8,7 +8,9 @@ import sqlalchemy as sa
 
 from promptlake.db.models import Base
 
-PROJECT_SCOPED = [t for t in Base.metadata.sorted_tables if t.name != "projects"]
+# the only tables without a tenant: the tenants, and two that no principal reads
+GLOBAL_TABLES = {"projects", "principal_logins", "lake_keys"}
+PROJECT_SCOPED = [t for t in Base.metadata.sorted_tables if t.name not in GLOBAL_TABLES]
 
 
 @pytest.mark.parametrize("table", PROJECT_SCOPED, ids=lambda t: t.name)

@@ -73,7 +73,7 @@ def test_run_tags_generations_and_logs_metrics_to_mlflow(lake, project, dbq, mlf
     assert run.metrics == pytest.approx(expected)
 
     # read back from MLflow, in its own database
-    assert run.tracking_uri.endswith("/mlflow") or "/mlflow?" in run.tracking_uri
+    assert f"/mlflow_{project.id.hex}?" in run.tracking_uri  # the project's own store
     client = MlflowClient(tracking_uri=run.tracking_uri)
     got = client.get_run(run.mlflow_run_id)
     assert got.info.status == "FINISHED" and got.info.run_name == "nightly-eval"
@@ -115,9 +115,9 @@ def test_tracking_uri_override_and_database_only_runs(project, dbq, tmp_path, mo
 
 
 def test_default_store_refuses_the_application_database() -> None:
-    url = sa.engine.URL.create("postgresql+psycopg", database="mlflow")
+    url = sa.engine.URL.create("postgresql+psycopg", database="mlflow_x")
     with pytest.raises(Exception, match="must not be"):
-        tracking_runs.default_tracking_uri(url.render_as_string())
+        tracking_runs.default_tracking_uri(url.render_as_string(), uuid.uuid4())
 
 
 def test_readme_run_example(project, mlflow_store) -> None:
@@ -151,3 +151,33 @@ def test_missing_mlflow_fails_before_anything_is_recorded(project, dbq, monkeypa
     with pytest.raises(promptlake.PromptLakeError, match=r"promptlake\[tracking\]"):
         project.run("no-mlflow").__enter__()
     assert dbq("SELECT count(*) FROM runs")[1] == [(0,)]
+
+
+def test_each_project_has_its_own_mlflow_store_and_params_are_anonymized(
+    lake, database_url, admin_url, monkeypatch, mlflow_store
+) -> None:
+    a, b = lake.project("mlflow-a"), lake.project("mlflow-b")
+    with a.run("tune for ann@example.com", params={"contact": "ann@example.com", "lr": 0.1}) as ra:
+        a.log(prompt="q", output="a")
+    with b.run("b-run", params={"lr": 0.2}) as rb:
+        b.log(prompt="q", output="a")
+    assert ra.tracking_uri != rb.tracking_uri
+    client_b = MlflowClient(tracking_uri=rb.tracking_uri)
+    names = {e.name for e in client_b.search_experiments()}
+    assert names == {"promptlake/mlflow-b", "Default"}
+    assert not client_b.search_runs([e.experiment_id for e in client_b.search_experiments()],
+                                    filter_string="params.contact != ''")  # fmt: skip
+    got = MlflowClient(tracking_uri=ra.tracking_uri).get_run(ra.mlflow_run_id)
+    assert "ann@example.com" not in repr(got.data.params) + got.info.run_name
+    assert got.data.params["lr"] == "0.1"
+    # a principal's own login cannot read the store's tables
+    b.grant("b-analyst", "analyst")
+    monkeypatch.setenv("PROMPTLAKE_DATABASE_URL", database_url)
+    with promptlake.connect(principal="b-analyst") as analyst:
+        login = sa.engine.make_url(analyst.login_url())
+    store = sa.engine.make_url(ra.tracking_uri)
+    dsn = login.set(database=store.database).render_as_string(hide_password=False)
+    import psycopg
+
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT * FROM experiments")

@@ -364,16 +364,46 @@ def db() -> None:
 
 
 @db.command()
-def url() -> None:
+@click.option(
+    "--principal",
+    help="Print the URL of this principal's own login instead: SQL through it sees exactly"
+    " what row-level security lets the principal see, whatever it runs.",
+)
+@click.option(
+    "--mlflow-project",
+    metavar="PROJECT",
+    help="Print the SQLAlchemy URL of this project's MLflow store instead (for `mlflow ui"
+    " --backend-store-uri`; the owner's login: the store has no row-level security).",
+)
+def url(principal: str | None, mlflow_project: str | None) -> None:
     """Print the database URL, starting the embedded server if needed.
 
     The URL is in libpq form, so it works with psql, pg_dump and pandas:
-    psql "$(promptlake db url)".
+    psql "$(promptlake db url --principal alice)". Without --principal it is the owner's
+    login (on the embedded server a superuser, past row-level security): for the person
+    who owns the data folder only, and said so on stderr.
     """
+    if principal is not None or mlflow_project is not None:
+        from .client import connect
+
+        with connect(principal=principal) as lake:
+            if mlflow_project is None:
+                click.echo(lake.login_url())
+                return
+            from .tracking.runs import default_tracking_uri
+
+            project = lake.project(mlflow_project, create=False)
+            click.echo(default_tracking_uri(lake.url, project.id))
+        return
     from .config import load_settings
     from .db.engine import resolve_url
 
     resolved = resolve_url(load_settings())
+    click.echo(
+        "# the owner's login (past row-level security); for a principal's view use"
+        " --principal NAME",
+        err=True,
+    )
     click.echo(resolved.replace("postgresql+psycopg://", "postgresql://", 1))
 
 
@@ -440,6 +470,36 @@ def db_dump(path: Path) -> None:
 
     written = dump(resolve_url(load_settings()), path)
     click.echo(f"wrote {written} ({written.stat().st_size:,} bytes)")
+
+
+@db.command(name="forget-key")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Confirm: the store's pseudonyms, vault and tombstones"
+    " were made with the old key and stay so.",
+)
+def db_forget_key(yes: bool) -> None:
+    """Let the store accept a new master key (a deliberate, lossy reset).
+
+    A store records the fingerprint of the master key it was written with and refuses to
+    start with another one. Only when the old key is lost for good: after this, the next
+    start creates or accepts a new key; values pseudonymized before keep their old
+    pseudonyms (the same value will get a different one from now on), vault entries made
+    with the old key can no longer be revealed, and end users erased before are no longer
+    recognised when logged again. Restoring the key file from a backup is always better.
+    """
+    if not yes:
+        raise click.UsageError("this cannot be undone: pass --yes to forget the master key")
+    import psycopg
+
+    from .config import load_settings
+    from .db.engine import resolve_url
+
+    dsn = resolve_url(load_settings()).replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(dsn) as conn:
+        gone = conn.execute("DELETE FROM lake_keys WHERE purpose = 'master'").rowcount
+    click.echo("forgot the master key's fingerprint" if gone else "no master key was recorded")
 
 
 @db.command(name="restore")

@@ -26,9 +26,10 @@ from psycopg.types.json import Jsonb
 
 from .access import as_uuid
 from .config import Settings, load_settings
+from .db import logins
 from .db import migrate as migrations
 from .db.engine import describe, make_engine, resolve_url, translate
-from .errors import NotFoundError, Problem, ValidationError
+from .errors import NotFoundError, PermissionDeniedError, Problem, ValidationError
 from .generation import Generation, generation_from_row, select_generations_sql
 from .ids import uuid7
 from .ingest.records import _Collector, finish_generation, prepare_generation
@@ -99,10 +100,13 @@ class Lake:
                     owner.dispose()
             self.engine = make_engine(self.url, app_role=True)
         self._projects: dict[str, Project] = {}
+        self._user_engine: Any = None
+        self._master_key: bytes | None = None
         self._models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
         # per thread: a transaction's model ids, cached once it committed (threads share
         # a Lake, e.g. the background logger's flusher and the application's own calls)
         self._local = threading.local()
+        self._check_master_key()
 
     def __repr__(self) -> str:
         return f"<Lake {describe(self.url)}>"
@@ -121,15 +125,52 @@ class Lake:
         self.close()
 
     def close(self) -> None:
+        if self._user_engine is not None:
+            self._user_engine.dispose()
         self.engine.dispose()
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _check_master_key(self) -> None:
+        """Refuse to start with a missing or different master key once the store was
+        written with one (pseudonyms, vault entries and tombstones depend on it)."""
+        from .privacy import keys
+
+        with self._transaction(None) as conn:
+            row = conn.execute("SELECT promptlake_key_fingerprint('master')").fetchone()
+        registered = row[0] if row else None
+        local = keys.load_master_key(self.settings, create=False)
+        if registered is None:
+            return
+        keys.check_registered(self.settings, local, registered)
+        self._master_key = local
+
+    def master_key(self) -> bytes:
+        """The master key (created on first use, and its fingerprint recorded in the
+        store so that a later start with another key is refused)."""
+        if self._master_key is None:
+            from .privacy import keys
+
+            key = keys.load_master_key(self.settings, create=True)
+            assert key is not None
+            with self._transaction(None) as conn:
+                row = conn.execute(
+                    "SELECT promptlake_register_key('master', %s)", (keys.key_id(key),)
+                ).fetchone()
+            keys.check_registered(self.settings, key, row[0] if row else None)
+            self._master_key = key
+        return self._master_key
 
     # -- projects ---------------------------------------------------------------------
 
     def project(self, name: str, *, create: bool = True, description: str | None = None) -> Project:
-        """The project called ``name``; created on first use unless ``create=False``.
+        """The project called ``name`` (or with that id) among the principal's projects;
+        unless ``create=False``, a new project of the principal's own when it is a member
+        of none by that name. Its creator becomes its admin.
 
-        Its creator becomes its admin. A project that exists but of which the principal
-        is not a member is reported as not found."""
+        Names are unique per owner: another tenant's project of the same name is neither
+        seen nor blocked (no existence oracle, no squatting). When the principal belongs
+        to several projects of that name, its own wins; else pass the project's id."""
         if name in self._projects:
             return self._projects[name]
         c = _Collector(self.settings.max_text_bytes)
@@ -139,18 +180,30 @@ class Lake:
         if c.problems:
             raise ValidationError(c.problems)
         with self._transaction(None) as conn:
-            if create:
+            found = conn.execute(
+                "SELECT id, name, owner FROM projects WHERE name = %s OR id::text = %s"
+                " ORDER BY (owner = %s) DESC, created_at",
+                (name, name.lower(), self.principal),
+            ).fetchall()
+            if not found and create:
                 row = conn.execute(
                     "SELECT promptlake_create_project(%s, %s, %s)", (name, description, uuid7())
                 ).fetchone()
-            else:
-                row = conn.execute("SELECT id FROM projects WHERE name = %s", (name,)).fetchone()
-        if row is None or row[0] is None:
+                if row is not None and row[0] is not None:
+                    found = [(row[0], name, self.principal)]
+        if not found:
             raise NotFoundError(
                 f"no project named {name!r} that {self.principal!r} is a member of"
                 " (`promptlake stats` lists yours)"
             )
-        project = Project(self, row[0], name)
+        by_id = [f for f in found if str(f[0]) == name.lower()]
+        if by_id:
+            found = by_id
+        elif len(found) > 1 and found[0][2] != self.principal:
+            owners = ", ".join(f"{f[0]} (owner {f[2]})" for f in found)
+            why = f"{name!r} names several of your projects: {owners}; pass an id"
+            raise ValidationError([Problem("project", why)])
+        project = Project(self, found[0][0], found[0][1])
         self._projects[name] = project
         return project
 
@@ -170,11 +223,18 @@ class Lake:
     ) -> pandas.DataFrame:
         """Run a query and return a pandas DataFrame; ``:name`` placeholders bind ``params``.
 
-        Rows of project-scoped tables are visible only within a ``project``."""
+        The query runs as the principal's own database login (never the application's),
+        over every project the principal is a member of; ``project`` narrows to one."""
         import pandas as pd
 
-        with self._sa_transaction(project) as conn:
-            return pd.read_sql(_text(query), conn, params=dict(params or {}))
+        with self._user_transaction(project) as conn:
+            result = conn.execute(_text(query), dict(params or {}))
+            if not result.returns_rows:
+                return pd.DataFrame()
+            rows = result.fetchall()
+            if not rows and project is None:
+                self._check_sees_a_project(conn)
+            return pd.DataFrame.from_records(rows, columns=list(result.keys()), coerce_float=True)
 
     def query(
         self,
@@ -183,20 +243,75 @@ class Lake:
         *,
         project: Project | str | None = None,
     ) -> tuple[list[str], list[tuple]]:
-        """Run a query; return (column names, rows) without pandas."""
-        with self._sa_transaction(project) as conn:
+        """Run a query as the principal's login; return (column names, rows) without pandas."""
+        with self._user_transaction(project) as conn:
             result = conn.execute(_text(query), dict(params or {}))
             if not result.returns_rows:
                 return [], []
-            return list(result.keys()), [tuple(r) for r in result]
+            rows = [tuple(r) for r in result]
+            if not rows and project is None:
+                self._check_sees_a_project(conn)
+            return list(result.keys()), rows
+
+    def login_url(self) -> str:
+        """A libpq URL of the principal's own database login, for psql, pandas or BI
+        tools: what it shows is exactly what row-level security lets the principal see."""
+        url = self._login_engine().url.set(drivername="postgresql")
+        return str(url.render_as_string(hide_password=False))
 
     # -- internals --------------------------------------------------------------------
 
+    def _login_engine(self) -> Any:
+        """The engine of the principal's own login (made on first use)."""
+        if self._user_engine is None:
+            import sqlalchemy as sa
+            from sqlalchemy.pool import NullPool
+
+            password = logins.login_password(self.master_key(), self.principal)
+            with self._transaction(None) as conn:
+                rolname = logins.ensure_login(conn, password)
+            # no pool: nothing a query changes in its session (SET ROLE, settings) outlives it
+            self._user_engine = sa.create_engine(
+                logins.login_url(self.url, rolname, password), poolclass=NullPool
+            )
+        return self._user_engine
+
     @contextmanager
-    def _sa_transaction(self, project: Project | str | None) -> Iterator[Any]:
-        """A SQLAlchemy transaction with the principal and project context set."""
+    def _user_transaction(self, project: Project | str | None) -> Iterator[Any]:
+        """A transaction on the principal's login, narrowed to ``project`` if given."""
         if isinstance(project, str):
             project = self.project(project, create=False)
+        try:
+            with translate("running SQL"):
+                engine = self._login_engine()
+                with engine.begin() as conn:
+                    if project is not None:
+                        conn.execute(
+                            _text("SELECT set_config('promptlake.project_id', :project, true)"),
+                            {"project": str(project.id)},
+                        )
+                    yield conn
+        except PermissionDeniedError:
+            if project is None and not self.projects():
+                raise self._no_project() from None
+            raise
+
+    def _check_sees_a_project(self, conn: Any) -> None:
+        """An empty result for a principal of no project is no answer: say why."""
+        if not conn.execute(_text("SELECT EXISTS (SELECT FROM projects)")).scalar():
+            raise self._no_project()
+
+    def _no_project(self) -> NotFoundError:
+        return NotFoundError(
+            f"{self.principal!r} is a member of no project, so every table looks empty;"
+            " an admin of a project can grant access (`promptlake grant --project P"
+            f" --principal {self.principal} --role analyst`)"
+        )
+
+    @contextmanager
+    def _sa_transaction(self, project: Project | None) -> Iterator[Any]:
+        """A SQLAlchemy transaction on the application role with the principal and project
+        context set: for the library's own SQL only, never for text a user wrote."""
         with translate("running SQL"), self.engine.begin() as conn:
             conn.execute(
                 _text(

@@ -22,7 +22,14 @@ def drop_projects(lake: Lake, prefix: str, vacuum: str | None = None) -> None:
     login = make_engine(lake.url)
     try:
         with login.begin() as conn:
-            conn.execute(sa.text("DELETE FROM projects WHERE starts_with(name, :p)"), {"p": prefix})
+            gone = conn.execute(
+                sa.text("DELETE FROM projects WHERE starts_with(name, :p) RETURNING id"),
+                {"p": prefix},
+            ).scalars()
+            mlflow_stores = [f"mlflow_{project_id.hex}" for project_id in gone]
+        with login.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name in mlflow_stores:  # their MLflow databases (see tracking.runs)
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         login.dispose()
     for name in [n for n in lake._projects if n.startswith(prefix)]:

@@ -31,6 +31,7 @@ A small shared machine makes every figure noisy; the ratios within one run are t
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import signal
@@ -294,7 +295,15 @@ def kill_trials(lake: Lake, trials: int, seed: int = 0) -> dict[str, Any]:
     project.set_pii_policy(apply_at="export")
     results = []
     with tempfile.TemporaryDirectory(prefix="promptlake-bench-kill-") as home:
-        env = {**os.environ, "PROMPTLAKE_DATABASE_URL": lake.url, "PROMPTLAKE_HOME": home}
+        # a journal folder of its own, and the store's master key (a child with another
+        # home would otherwise have none, and the store refuses a start without it)
+        key = base64.b64encode(lake.master_key()).decode()
+        env = {
+            **os.environ,
+            "PROMPTLAKE_DATABASE_URL": lake.url,
+            "PROMPTLAKE_HOME": home,
+            "PROMPTLAKE_VAULT_KEY": key,
+        }
         for trial in range(trials):
             acknowledged: set[uuid.UUID] = set()
             child = subprocess.Popen(

@@ -8,10 +8,14 @@ runs, in the same run and alternating, two ways:
     the query: the cost of the query itself;
 ``rls``
     as the application role acting for an analyst principal, with the project context set
-    by ``set_config`` and no filter in the query: the policies add it.
+    by ``set_config`` and no filter in the query: the policies add it;
+``login``
+    as the analyst's own login (how ``promptlake sql`` runs user SQL), narrowed to the
+    project with ``promptlake.project_id``: the same policies, the principal read from the
+    login.
 
-Both read the same rows; the bench checks that they return the same answer. The figure
-is the ratio of medians, rls / owner (target <= 1.2).
+All read the same rows; the bench checks that they return the same answer. The figures
+are the ratios of medians to ``owner`` (target <= 1.2).
 """
 
 from __future__ import annotations
@@ -63,10 +67,21 @@ def run_rls_bench(lake: Lake, rows: int = 50_000, repeats: int = 7, seed: int = 
     other = _load(lake, f"bench-rls-other-{suffix}", rows, seed + 1)
     target.grant("bench-analyst", "analyst")
     owner_dsn = lake.url.replace("postgresql+psycopg://", "postgresql://", 1)
-    timings: dict[str, list[float]] = {"owner": [], "rls": []}
+    timings: dict[str, list[float]] = {"owner": [], "rls": [], "login": []}
     answers: dict[str, Any] = {}
+    from ..client import Lake as _Lake
+
+    with _Lake(lake.url, principal="bench-analyst", migrate=False) as analyst:
+        login_dsn = analyst.login_url()
     try:
-        with psycopg.connect(owner_dsn) as owner, psycopg.connect(owner_dsn) as app:
+        with (
+            psycopg.connect(owner_dsn) as owner,
+            psycopg.connect(owner_dsn) as app,
+            psycopg.connect(login_dsn) as login,
+        ):
+            login.execute(
+                "SELECT set_config('promptlake.project_id', %s, false)", (str(target.id),)
+            )
             app.execute("SET ROLE promptlake_app")
             app.execute(
                 "SELECT set_config('promptlake.principal', 'bench-analyst', false),"
@@ -77,11 +92,13 @@ def run_rls_bench(lake: Lake, rows: int = 50_000, repeats: int = 7, seed: int = 
                 conn.execute("ANALYZE generations")
             owner_sql = QUERY.format(where="WHERE g.project_id = %s")
             rls_sql = QUERY.format(where="")
-            for i in range(repeats * 2):
-                method = ("owner", "rls", "rls", "owner")[i % 4]
-                conn, sql_text, params = (
-                    (owner, owner_sql, (target.id,)) if method == "owner" else (app, rls_sql, ())
-                )
+            for i in range(repeats * 3):
+                method = ("owner", "rls", "login", "login", "rls", "owner")[i % 6]
+                conn, sql_text, params = {
+                    "owner": (owner, owner_sql, (target.id,)),
+                    "rls": (app, rls_sql, ()),
+                    "login": (login, rls_sql, ()),
+                }[method]
                 started = time.perf_counter()
                 result = conn.execute(sql_text, params).fetchall()
                 timings[method].append(time.perf_counter() - started)
@@ -95,6 +112,7 @@ def run_rls_bench(lake: Lake, rows: int = 50_000, repeats: int = 7, seed: int = 
                 conn.execute("DELETE FROM projects WHERE id = %s", (project.id,))
     owner_ms = statistics.median(timings["owner"]) * 1000
     rls_ms = statistics.median(timings["rls"]) * 1000
+    login_ms = statistics.median(timings["login"]) * 1000
     return {
         "rows_in_project": rows,
         "rows_in_table": 2 * rows,
@@ -102,8 +120,10 @@ def run_rls_bench(lake: Lake, rows: int = 50_000, repeats: int = 7, seed: int = 
         "owner_ms": round(owner_ms, 2),
         "rls_ms": round(rls_ms, 2),
         "overhead": round(rls_ms / owner_ms - 1, 3),
+        "login_ms": round(login_ms, 2),
+        "login_overhead": round(login_ms / owner_ms - 1, 3),
         "target_overhead": 0.2,
-        "same_answer": answers.get("owner") == answers.get("rls"),
+        "same_answer": answers.get("owner") == answers.get("rls") == answers.get("login"),
         "groups": len(answers.get("rls", [])),
     }
 
@@ -114,7 +134,9 @@ def format_report(result: dict) -> str:
         f"row-level security on an analyst query ({result['rows_in_project']:,} rows of"
         f" {result['rows_in_table']:,}, median of {result['repeats']}):\n"
         f"  owner, filter in the query   {result['owner_ms']:8.1f} ms\n"
-        f"  analyst under RLS            {result['rls_ms']:8.1f} ms\n"
+        f"  analyst under RLS (app)      {result['rls_ms']:8.1f} ms\n"
+        f"  analyst's own login          {result['login_ms']:8.1f} ms"
+        f" ({result['login_overhead']:+.1%})\n"
         f"  overhead {result['overhead']:+.1%} (target <= +20%: {verdict});"
         f" same answer: {result['same_answer']}"
     )

@@ -132,13 +132,12 @@ def anonymize_table(
     made at ingest and stay stable across versions."""
     import pyarrow as pa
 
-    from ..privacy import keys
     from ..privacy import policy as policies
     from ..privacy.anonymize import Anonymizer
 
     live = policies.current(project)
     policy = live if not operators else policies.Policy(version=live.version, operators=operators)
-    anonymizer = Anonymizer(project, policy, keys.master_key(project.lake.settings))
+    anonymizer = Anonymizer(project, policy, project.lake.master_key())
     counts: dict[str, int] = {}
     changed_rows = 0
     columns = {name: table.column(name).to_pylist() for name in ("input_text", "output")}

@@ -1,8 +1,9 @@
 """Backup and restore with PostgreSQL's own tools (the embedded server ships them).
 
 ``dump`` writes a custom-format archive with ``pg_dump``: every table, policy, grant,
-function and view of the database. Roles are cluster-wide, so ``restore`` first makes
-sure promptlake's roles exist on the target server, then runs ``pg_restore`` in a single
+function and view of the database, in a file only its owner may read (0600). Roles are
+cluster-wide, so ``restore`` first makes sure promptlake's roles exist on the target
+server, then runs ``pg_restore`` in a single
 transaction: a failed restore changes nothing. A dump holds no change to ``pg_catalog``,
 so ``restore`` then marks ``ts_match_vq`` LEAKPROOF again, as migration 0006 did (when the
 login is a superuser), or full-text search would silently lose its index under row-level
@@ -11,6 +12,7 @@ security.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +29,8 @@ DO $$ BEGIN
   BEGIN CREATE ROLE promptlake_analyst NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
   BEGIN CREATE ROLE promptlake_viewer NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
   BEGIN CREATE ROLE promptlake_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END;
+  BEGIN CREATE ROLE promptlake_principal_login NOLOGIN;
+  EXCEPTION WHEN duplicate_object THEN NULL; END;
 END $$;
 GRANT promptlake_admin, promptlake_writer, promptlake_analyst, promptlake_viewer
    TO promptlake_app;
@@ -65,8 +69,12 @@ def dump(url: str, path: Path) -> Path:
     """Write the whole database behind ``url`` to ``path`` (pg_dump custom format)."""
     path = path.expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # every tenant's raw rows: readable by the owner alone, whatever the umask
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
     _run([_tool("pg_dump"), "--format=custom", "--file", str(path), "--dbname", _libpq(url)],
          "pg_dump")  # fmt: skip
+    os.chmod(path, 0o600)
     return path
 
 

@@ -66,16 +66,38 @@ def _project_fk(
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (
-        UniqueConstraint("name"),
+        UniqueConstraint("owner", "name"),
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
         {"comment": "A tenant: every other table is scoped to one project."},
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(comment="Unique, human-chosen project name.")
+    name: Mapped[str] = mapped_column(comment="Human-chosen name, unique per owner.")
     description: Mapped[str | None]
     settings: Mapped[dict[str, Any]] = mapped_column(server_default=EMPTY_JSON)
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    owner: Mapped[str] = mapped_column(comment="The principal that created it.")
+
+
+class PrincipalLogin(Base):
+    __tablename__ = "principal_logins"
+    __table_args__ = (
+        UniqueConstraint("rolname"),
+        {"comment": "Which database login runs a principal's own SQL (read by the policies)."},
+    )
+
+    principal: Mapped[str] = mapped_column(primary_key=True)
+    rolname: Mapped[str] = mapped_column(comment="The login role that acts as it.")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class LakeKey(Base):
+    __tablename__ = "lake_keys"
+    __table_args__ = ({"comment": "Fingerprints of the keys this store was written with."},)
+
+    purpose: Mapped[str] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(comment="Fingerprint, never the key.")
+    registered_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
 
 
 class Session(Base):

@@ -436,11 +436,10 @@ class BackgroundLogger:
             label = f"record {self._count}"
         data = {name: getattr(row, name) for name in _ROW_FIELDS}
         if row.vault_originals:
-            from ..privacy import keys
             from ..privacy.vault import seal
 
             if self._master is None:
-                self._master = keys.master_key(self.project.lake.settings)
+                self._master = self.project.lake.master_key()
             data["vault_sealed"] = list(
                 seal(self._master, self.project.id, row.id, row.vault_originals)
             )

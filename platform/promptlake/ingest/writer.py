@@ -343,13 +343,12 @@ class Writer:
 
     def _journal(self, cause: Exception) -> None:
         """Keep the buffered batch on disk, clear it, and raise."""
-        from ..privacy import keys
         from .journal import write
 
         self._finish(self._rows)  # the journal holds rows as they would have been stored
         master = None
         if any(row.vault_originals for _, row in self._rows):
-            master = keys.master_key(self.project.lake.settings)
+            master = self.project.lake.master_key()
         path = write(
             self.project,
             list(self._sessions.values()),

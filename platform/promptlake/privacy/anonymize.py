@@ -109,7 +109,7 @@ def ingest_anonymizer(project: Project) -> Callable[[GenerationRow], None] | Non
     live = policies.current(project)
     if not live.at_ingest:
         return None
-    return Anonymizer(project, live, keys.master_key(project.lake.settings))
+    return Anonymizer(project, live, project.lake.master_key())
 
 
 def finding_rows(project_id: uuid.UUID, row: GenerationRow) -> list[tuple]:
@@ -150,7 +150,7 @@ def store_side_rows(conn: Any, project: Project, rows: list[GenerationRow]) -> N
     sealed = [(project.id, row.id, *row.vault_sealed) for row in rows if row.vault_sealed]
     to_seal = [row for row in rows if row.vault_originals and not row.vault_sealed]
     if to_seal:
-        master = keys.master_key(project.lake.settings)
+        master = project.lake.master_key()
         sealed += [vault_row(project.id, row, master) for row in to_seal]
     if sealed:
         with conn.cursor() as cur:
@@ -181,7 +181,7 @@ def anonymize_stored(
 
     require_member(project, ("admin",))
     live = policies.current(project)
-    anonymizer = Anonymizer(project, live, keys.master_key(project.lake.settings))
+    anonymizer = Anonymizer(project, live, project.lake.master_key())
     report = AnonymizeReport(live.version)
     with project.lake._transaction(project) as conn:
         (total,) = conn.execute(
@@ -253,7 +253,7 @@ def reveal(project: Project, generation_id: uuid.UUID) -> dict[str, Any]:
         if row is None:
             raise NotFoundError(f"the vault holds nothing for {generation_id} in {project.name!r}")
         write_audit(conn, project, "reveal", str(generation_id), {})
-    master = keys.master_key(project.lake.settings)
+    master = project.lake.master_key()
     return vault.open_sealed(master, project.id, generation_id, *row)
 
 

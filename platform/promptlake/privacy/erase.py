@@ -52,7 +52,7 @@ def erase(project: Project, end_user_id: str) -> ErasureReport:
     if c.problems:
         raise ValidationError(c.problems)
     require_member(project, ("admin",))
-    master = keys.master_key(project.lake.settings)
+    master = project.lake.master_key()
     subject = keys.tombstone(master, project.id, end_user_id)
     pid = project.id
     with project.lake._transaction(project) as conn:
@@ -101,7 +101,7 @@ def erased_subjects(project: Project, conn, end_user_ids: set[str]) -> set[str]:
     """Which of ``end_user_ids`` were erased from the project (checked at ingest)."""
     if not end_user_ids:
         return set()
-    master = keys.master_key(project.lake.settings)
+    master = project.lake.master_key()
     hashes = {keys.tombstone(master, project.id, uid): uid for uid in end_user_ids}
     rows = conn.execute(
         "SELECT subject_hash FROM erasure_tombstones WHERE project_id = %s"

@@ -29,7 +29,16 @@ KEY_FILE = "vault.key"
 
 
 def master_key(settings: Settings) -> bytes:
-    """The master key: from the environment, else the key file (created if missing)."""
+    """The master key: from the environment, else the key file (created if missing).
+    Library code asks ``Lake.master_key()``, which also checks it against the store."""
+    key = load_master_key(settings, create=True)
+    assert key is not None
+    return key
+
+
+def load_master_key(settings: Settings, *, create: bool) -> bytes | None:
+    """The configured key: ``PROMPTLAKE_VAULT_KEY``, else the key file; a missing file
+    is created when ``create``, else None."""
     configured = os.environ.get("PROMPTLAKE_VAULT_KEY")
     if configured:
         try:
@@ -42,7 +51,37 @@ def master_key(settings: Settings) -> bytes:
                 ' python -c "import os, base64; print(base64.b64encode(os.urandom(32)).decode())"'
             )
         return key
-    return _key_file(settings.home / KEY_FILE)
+    path = settings.home / KEY_FILE
+    if not create:
+        return _read_key_file(path) if path.exists() else None
+    return _key_file(path)
+
+
+def check_registered(settings: Settings, key: bytes | None, registered: str | None) -> None:
+    """Raise a clear error unless ``key`` is the one the store was written with."""
+    if registered is None:
+        return
+    where = (
+        "PROMPTLAKE_VAULT_KEY"
+        if os.environ.get("PROMPTLAKE_VAULT_KEY")
+        else settings.home / KEY_FILE
+    )
+    if key is None:
+        raise ConfigurationError(
+            f"this store was written with master key {registered}, and {where} does not"
+            " exist: pseudonyms, vault entries and erasure tombstones depend on that key."
+            f" Restore the key file from your backup to {where} (mode 0600), or set"
+            " PROMPTLAKE_VAULT_KEY to it (base64). Only to start over deliberately,"
+            " with pseudonyms changing and the vault unreadable, see `promptlake db"
+            " forget-key --help`."
+        )
+    if key_id(key) != registered:
+        raise ConfigurationError(
+            f"{where} holds master key {key_id(key)}, but this store was written with key"
+            f" {registered}: pseudonyms would change, erased end users would no longer be"
+            " recognised and the vault could not be read. Put the original key back (from"
+            " your backup), or point PROMPTLAKE_HOME / PROMPTLAKE_VAULT_KEY at it."
+        )
 
 
 def _key_file(path: Path) -> bytes:

@@ -7,14 +7,18 @@ written to the ``runs`` row (``metadata.metrics``) and to MLflow, and both are m
 finished (or failed, when the block raised).
 
 MLflow keeps its own ~65 tables with generic names, so it never shares the application
-database: by default it uses a database called ``mlflow`` on the same PostgreSQL server
-(created on first use); ``MLFLOW_TRACKING_URI`` overrides that. MLflow is imported lazily
+database, and it has no notion of tenants, so no two projects share a store: by default
+each project gets a database ``mlflow_<project id>`` on the same PostgreSQL server (created
+on first use, owned by the store's owner, so principals' own logins cannot open its
+tables); ``MLFLOW_TRACKING_URI`` overrides that. Run names and parameters go through the
+project's PII policy before they reach MLflow. MLflow is imported lazily
 (it takes seconds) and only when a run is tracked; ``tracking=False`` records the run in
 the database alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -34,49 +38,122 @@ from .context import ACTIVE_RUN
 if TYPE_CHECKING:
     from ..client import Project
 
-MLFLOW_DATABASE = "mlflow"
+MLFLOW_DATABASE_PREFIX = "mlflow_"
+MLFLOW_TEMPLATE = "mlflow_template"
 METRICS = (
     "generations", "errors", "error_rate", "prompt_tokens", "completion_tokens",
     "total_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms", "duplicate_rate",
     "pii_rate", "synthetic_share",
 )  # fmt: skip
 _clients: dict[str, Any] = {}
-_default_uris: dict[str, str] = {}  # application database URL -> its MLflow database URL
+# (application database URL, project id) -> that project's MLflow database URL
+_default_uris: dict[tuple[str, uuid.UUID], str] = {}
 
 
-def default_tracking_uri(database_url: str) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the ``mlflow`` database next to
-    ``database_url`` (created if missing, with the login of ``database_url``)."""
+def mlflow_database_name(project_id: uuid.UUID) -> str:
+    return f"{MLFLOW_DATABASE_PREFIX}{project_id.hex}"
+
+
+def default_tracking_uri(database_url: str, project_id: uuid.UUID) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the project's own MLflow database next to
+    ``database_url`` (``mlflow_<project id>``, made on first use from a template that
+    holds MLflow's empty schema, so a new project costs a file copy, not MLflow's
+    migrations).
+
+    One store per project: MLflow has no tenants, so a shared store would show every
+    project's experiments and run parameters to anyone who can open it."""
     configured = os.environ.get("MLFLOW_TRACKING_URI")
     if configured:
         return configured
-    if database_url in _default_uris:
-        return _default_uris[database_url]
+    key = (database_url, project_id)
+    if key in _default_uris:
+        return _default_uris[key]
     import sqlalchemy as sa
 
     url = sa.engine.make_url(database_url)
-    if url.database == MLFLOW_DATABASE:
-        raise ConfigurationError("the application database must not be MLflow's database")
+    if (url.database or "").startswith(MLFLOW_DATABASE_PREFIX):
+        raise ConfigurationError("the application database must not be an MLflow database")
+    name = mlflow_database_name(project_id)
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": MLFLOW_DATABASE}
-            ).first()
-            if not exists:
-                try:
-                    conn.execute(sa.text(f'CREATE DATABASE "{MLFLOW_DATABASE}"'))
-                except sa.exc.ProgrammingError as exc:
-                    if "already exists" not in str(exc):
-                        raise ConfigurationError(
-                            f"cannot create the {MLFLOW_DATABASE!r} database for MLflow"
-                            f" ({exc.orig}); create it, or set MLFLOW_TRACKING_URI"
-                        ) from None
+            if not _database_exists(conn, name):
+                _ensure_template(conn, url)
+                _create_database(conn, name, template=MLFLOW_TEMPLATE)
     finally:
         engine.dispose()
-    uri = url.set(database=MLFLOW_DATABASE).render_as_string(hide_password=False)
-    _default_uris[database_url] = uri
+    uri = url.set(database=name).render_as_string(hide_password=False)
+    _default_uris[key] = uri
     return uri
+
+
+def _database_exists(conn: Any, name: str) -> bool:
+    import sqlalchemy as sa
+
+    found = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name})
+    return found.first() is not None
+
+
+def _create_database(conn: Any, name: str, template: str | None = None) -> None:
+    import sqlalchemy as sa
+
+    statement = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    for attempt in range(20):
+        try:
+            conn.execute(sa.text(statement))
+            return
+        except sa.exc.DBAPIError as exc:
+            message = str(exc.orig)
+            if "already exists" in message:
+                return  # made concurrently
+            if "being accessed by other users" in message and attempt < 19:
+                time.sleep(0.25)  # the template is being copied or built elsewhere
+                continue
+            raise ConfigurationError(
+                f"cannot create the {name!r} database for MLflow ({exc.orig}); create it, or"
+                " set MLFLOW_TRACKING_URI"
+            ) from None
+
+
+def _ensure_template(conn: Any, url: Any) -> None:
+    """Build ``mlflow_template`` once per server: MLflow's schema in a scratch database,
+    renamed into place when complete (so a half-built template is never copied)."""
+    import sqlalchemy as sa
+
+    if _database_exists(conn, MLFLOW_TEMPLATE):
+        return
+    scratch = f"{MLFLOW_TEMPLATE}_{uuid.uuid4().hex[:12]}"
+    _create_database(conn, scratch)
+    uri = url.set(database=scratch).render_as_string(hide_password=False)
+    client = _mlflow_client(uri)
+    client.search_experiments()  # opening the store runs MLflow's migrations
+    _clients.pop(uri, None)
+    with contextlib.suppress(Exception):
+        client._tracking_client.store.engine.dispose()
+    conn.execute(
+        sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = :d AND pid <> pg_backend_pid()"
+        ),
+        {"d": scratch},
+    )
+    try:
+        conn.execute(sa.text(f'ALTER DATABASE "{scratch}" RENAME TO "{MLFLOW_TEMPLATE}"'))
+    except sa.exc.DBAPIError:  # another process finished first
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+
+
+def _params_anonymizer(project: Project) -> Any:
+    """A function that applies the project's PII operators to one text."""
+    from ..privacy import policy as policies
+    from ..privacy.anonymize import Anonymizer
+
+    anonymizer = Anonymizer(project, policies.current(project), project.lake.master_key())
+
+    def clean(value: str) -> str:
+        return anonymizer.text(value, "params", [])
+
+    return clean
 
 
 def _mlflow_client(uri: str) -> Any:
@@ -172,7 +249,9 @@ class TrackedRun:
         return self
 
     def _start_mlflow(self) -> None:
-        self.tracking_uri = self.tracking_uri or default_tracking_uri(self.project.lake.url)
+        self.tracking_uri = self.tracking_uri or default_tracking_uri(
+            self.project.lake.url, self.project.id
+        )
         client = _mlflow_client(self.tracking_uri)
         from mlflow.entities import Param
 
@@ -187,12 +266,16 @@ class TrackedRun:
         tags = {"promptlake.project": self.project.name, "promptlake.run_id": str(self.id)}
         if self.model:
             tags["promptlake.model"] = self.model
-        run = client.create_run(experiment_id, run_name=self.name, tags=tags)
+        clean = _params_anonymizer(self.project)
+        run = client.create_run(experiment_id, run_name=clean(self.name), tags=tags)
         self.mlflow_run_id = run.info.run_id
         params = {**({"model": self.model} if self.model else {}), **self.params}
         if params:
+            # MLflow is outside the store: its copy of the params goes through the PII
+            # policy whatever the policy's apply_at (like an export)
             client.log_batch(
-                self.mlflow_run_id, params=[Param(str(k), str(v)[:6000]) for k, v in params.items()]
+                self.mlflow_run_id,
+                params=[Param(clean(str(k)), clean(str(v))[:6000]) for k, v in params.items()],
             )
 
     def use_dataset(self, ref: Any, context: str = "training") -> Any:
