@@ -196,7 +196,9 @@ def _sync_wrapper(original: Callable, api: str, context: _Context) -> Callable:
 
             result.close = closing
             return result
-        if not kwargs.get("stream"):
+        if kwargs.get("stream"):
+            _unwrappable(context, result)
+        else:
             context.record(context.fields(api, kwargs, _from_response(api, result, started)))
         return result
 
@@ -224,12 +226,25 @@ def _async_wrapper(original: Callable, api: str, context: _Context) -> Callable:
 
             result.close = closing
             return result
-        if not kwargs.get("stream"):
+        if kwargs.get("stream"):
+            _unwrappable(context, result)
+        else:
             fields = context.fields(api, kwargs, _from_response(api, result, started))
             await context.arecord(fields)
         return result
 
     return create
+
+
+def _unwrappable(context: _Context, result: Any) -> None:
+    """A stream of an SDK version whose stream object has no ``_iterator`` to wrap: handed
+    to the caller untouched, and counted as a failure to log (never silently)."""
+    context.handle.failures += 1
+    log.warning(
+        "promptlake: cannot log this openai stream (%s has no _iterator; another"
+        " SDK version?); the call was not logged",
+        type(result).__name__,
+    )
 
 
 def _iterate(iterator: Any, acc: _Accumulator, context: _Context, kwargs: Mapping) -> Any:
