@@ -8,12 +8,14 @@ import sys
 import promptlake
 
 EXPECTED = [
+    "BackgroundLogger",
     "ConfigurationError",
     "DatabaseError",
     "DatabaseUnavailableError",
     "Generation",
     "IngestInterruptedError",
     "Lake",
+    "LoggerClosedError",
     "NotFoundError",
     "PermissionDeniedError",
     "Problem",
@@ -28,6 +30,7 @@ EXPECTED = [
     "Writer",
     "__version__",
     "connect",
+    "instrument",
 ]
 
 

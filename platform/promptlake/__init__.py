@@ -22,19 +22,32 @@ from .errors import (
     ValidationError,
 )
 from .generation import Generation
+from .ingest.background import BackgroundLogger, LoggerClosedError
 from .ingest.writer import Rejection, Writer
 from .prompts import PromptVersion
 from .scores import Score
 
 __version__ = "0.1.0"
 
+
+def instrument(client: object, project: object, **options: object) -> object:
+    """Log every chat-completions and responses call of an ``openai`` client (or of every
+    client, given the ``openai`` module) into ``project`` (a Project, Session or
+    ``proj.logger()``); see :func:`promptlake.instrumentation.instrument`."""
+    from .instrumentation import instrument as _instrument
+
+    return _instrument(client, project, **options)
+
+
 __all__ = [
+    "BackgroundLogger",
     "ConfigurationError",
     "DatabaseError",
     "DatabaseUnavailableError",
     "Generation",
     "IngestInterruptedError",
     "Lake",
+    "LoggerClosedError",
     "NotFoundError",
     "PermissionDeniedError",
     "Problem",
@@ -49,4 +62,5 @@ __all__ = [
     "Writer",
     "__version__",
     "connect",
+    "instrument",
 ]

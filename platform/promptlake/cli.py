@@ -664,6 +664,52 @@ def bench_durability(
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@bench.command(name="logging")
+@click.option(
+    "--sessions",
+    default=250,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Sessions (of 20 turns) through proj.logger() from --threads threads.",
+)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--single-sessions",
+    default=25,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Sessions through Session.log (and proj.logger() from one thread).",
+)
+@click.option(
+    "--mlflow-sessions",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Sessions through MLflow synchronous tracing (0: skip MLflow).",
+)
+@click.option(
+    "--trials",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0),
+    help="kill -9 trials of a process logging through proj.logger().",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_logging(sessions: int, threads: int, single_sessions: int, mlflow_sessions: int,
+                  trials: int, as_json: bool) -> None:  # fmt: skip
+    """Non-blocking proj.logger() vs Session.log vs MLflow synchronous tracing (same data,
+    one run), and kill -9 trials of the logger. MLflow gets a database of its own."""
+    from .bench.logger import format_report, run_logging_bench
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
+    with _lake() as lake:
+        result = run_logging_bench(lake, sessions, threads, single_sessions, mlflow_sessions,
+                                   trials, progress=say)  # fmt: skip
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 @main.command(name="dedup")
 @click.option("--project", required=True, help="Project to deduplicate (never across projects).")
 @click.option(

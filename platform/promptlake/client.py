@@ -14,6 +14,7 @@ context that row-level security policies read.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from .access import AuditEntry, Member
     from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
+    from .ingest.background import BackgroundLogger
     from .ingest.importers import ImportReport
     from .privacy.erase import ErasureReport
     from .privacy.policy import Policy
@@ -102,11 +104,20 @@ class Lake:
         self._user_engine: Any = None
         self._master_key: bytes | None = None
         self._models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-        self._pending_models: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+        # per thread: a transaction's model ids, cached once it committed (threads share
+        # a Lake, e.g. the background logger's flusher and the application's own calls)
+        self._local = threading.local()
         self._check_master_key()
 
     def __repr__(self) -> str:
         return f"<Lake {describe(self.url)}>"
+
+    @property
+    def _pending_models(self) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+        pending = getattr(self._local, "pending_models", None)
+        if pending is None:
+            pending = self._local.pending_models = {}
+        return pending
 
     def __enter__(self) -> Lake:
         return self
@@ -543,6 +554,15 @@ class Project:
         background, so rows are searchable when the writer closes (search/live.py)."""
         return Writer(self, batch_size=batch_size, strict=strict, retry_seconds=retry_seconds,
                       index=index, embedder=embedder, language=language)  # fmt: skip
+
+    def logger(self, **options: Any) -> BackgroundLogger:
+        """Non-blocking, lossless logging: ``log()`` returns once its record is fsynced to
+        a local journal, and a background thread stores records with the bulk writer; use
+        as a context manager. Options: ``batch_size``, ``flush_interval``, ``max_pending``
+        (back-pressure), ``retry_seconds``. See :mod:`promptlake.ingest.background`."""
+        from .ingest.background import BackgroundLogger
+
+        return BackgroundLogger(self, **options)
 
     def import_file(self, path: str | Path, format: str, **options: Any) -> ImportReport:
         """Stream a file (sharegpt, openai, alpaca, mtbench, csv) into this project.

@@ -122,12 +122,34 @@ class ReplayReport:
 
 def journals(home: Path) -> list[Path]:
     folder = journal_dir(home)
-    return sorted(folder.glob("*.jsonl")) if folder.exists() else []
+    paths = sorted(folder.glob("*.jsonl")) if folder.exists() else []
+    return [p for p in paths if not _in_use(p)]
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a live background logger (``background.py``) holds the file's lock."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     with path.open("rb") as f:
         for number, raw in enumerate(f, 1):
+            if b"\0" in raw or not raw.endswith(b"\n"):
+                # the zero-filled end of a preallocated segment (background.py), or a line
+                # a crash cut short: never acknowledged, so nothing to store
+                return
             try:
                 yield number, json.loads(raw.decode("utf-8")), None
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
