@@ -533,7 +533,7 @@ class Writer:
             return 0
         rows = self._check_references(conn, rows)
         model_ids = self.project.lake._model_ids(conn, self.project, {r.model for _, r in rows})
-        rows = sorted(rows, key=lambda item: item[1].id)  # one lock order for every writer
+        rows = parents_first(rows)
         pid = self.project.id
 
         def make(chunk: list[tuple[str, GenerationRow]]) -> list[tuple]:
@@ -616,6 +616,31 @@ class Writer:
         from ..scores import insert_scores
 
         return insert_scores(conn, self.project.id, good)
+
+
+def parents_first(rows: list[tuple[str, GenerationRow]]) -> list[tuple[str, GenerationRow]]:
+    """The rows in the order they are inserted: by depth within the batch (a row whose
+    parent is not in the batch is at depth 0, its child at 1, ...), then by id.
+
+    A flush inserts its rows chunk by chunk (:func:`stage_overlapped`) and bisects a
+    refused batch, and each INSERT checks the parent foreign key at its own end: a child
+    must never be inserted before its parent, whatever chunk the parent falls in. By id
+    alone it was, whenever ids are not in logging order (the importers derive them from
+    the data). Within a depth the order is by id: one lock order for every writer."""
+    parent_of = {row.id: row.parent_id for _, row in rows}
+    depth: dict[uuid.UUID, int] = {}
+    for start in parent_of:
+        path: list[uuid.UUID] = []
+        node: uuid.UUID | None = start
+        seen: set[uuid.UUID] = set()
+        while node is not None and node in parent_of and node not in depth and node not in seen:
+            seen.add(node)  # a cycle (only possible within a batch) ends the walk
+            path.append(node)
+            node = parent_of[node]
+        base = depth.get(node, -1) if node is not None else -1
+        for offset, member in enumerate(reversed(path), 1):
+            depth[member] = base + offset
+    return sorted(rows, key=lambda item: (depth[item[1].id], item[1].id))
 
 
 _NOUN = {
