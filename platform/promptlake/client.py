@@ -272,17 +272,11 @@ class Project:
     POLICY_TTL_SECONDS = 10.0
 
     def _anonymizer(self) -> Callable[[Any], None] | None:
-        """The ingest anonymizer of the live policy, re-read at most every few seconds."""
-        import time
+        """The ingest anonymizer of the live policy, re-read at most every few seconds; a
+        re-read the database cannot answer keeps the policy read before (ingest/policy_cache.py)."""
+        from .ingest.policy_cache import cached_anonymizer
 
-        now = time.monotonic()
-        cached = self.__dict__.get("_anonymizer_cache")
-        if cached is None or now - cached[0] > self.POLICY_TTL_SECONDS:
-            from .privacy.anonymize import ingest_anonymizer
-
-            cached = (now, ingest_anonymizer(self))
-            self.__dict__["_anonymizer_cache"] = cached
-        return cached[1]
+        return cached_anonymizer(self, self.POLICY_TTL_SECONDS)
 
     def pii_policy(self) -> Policy:
         """The live anonymization policy (the default until one is set)."""

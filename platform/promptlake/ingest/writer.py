@@ -189,6 +189,7 @@ class Writer:
         self._search: dict[uuid.UUID, Any] = {}
         self._embedded = 0
         self._indexer = None
+        project._anonymizer()  # read the PII policy now: log() never needs the database
         if index:
             from ..search.live import BackgroundIndexer
 
