@@ -30,6 +30,7 @@ from .db.engine import describe, make_engine, resolve_url, translate
 from .errors import NotFoundError, Problem, ValidationError
 from .generation import Generation, generation_from_row, select_generations_sql
 from .ids import uuid7
+from .ingest.positions import assign_positions
 from .ingest.records import _Collector, finish_generation, prepare_generation
 from .ingest.writer import (
     INSERT_SQL,
@@ -588,11 +589,12 @@ class Project:
                                 fields.get("retrieved"))  # fmt: skip
         if session is not None:
             row.session_id = session.id
-            if row.seq is None:
-                row.seq = session._next_seq()
         try:
             with self.lake._transaction(self) as conn, conn.cursor() as cur:
                 model_ids = self.lake._model_ids(conn, self, [row.model])
+                if assign_positions(conn, [row], set()):  # seq from the session's counter
+                    reason = f"{row.seq} is already taken in session {row.session_id}"
+                    raise ValidationError([Problem("seq", reason)])
                 cur.execute(
                     INSERT_SQL, generation_tuple(self.id, row, model_ids.get(row.model), Jsonb)
                 )
@@ -661,11 +663,6 @@ class Session:
             )
             row = conn.execute("SELECT promptlake_next_seq(%s)", (session_id,)).fetchone()
         return cls(project, session_id, row[0] if row else 0)
-
-    def _next_seq(self) -> int:
-        seq = self._seq
-        self._seq += 1
-        return seq
 
     def log(
         self,

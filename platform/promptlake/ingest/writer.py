@@ -37,6 +37,7 @@ from ..db.engine import problem_from_db_error
 from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
+from .positions import assign_positions, forget_positions
 from .records import HASH_VERSION, GenerationRow, _Collector, finish_generation
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ class Writer:
         self._rows: list[tuple[str, GenerationRow]] = []
         self._sessions: dict[uuid.UUID, dict[str, Any]] = {}
         self._scores: list[_PendingScore] = []
-        self._seq: dict[uuid.UUID, int] = {}
+        self._numbered: set[int] = set()  # rows whose seq the database gave (positions.py)
         self._known_generations: set[uuid.UUID] = set()
         self._known_sessions: set[uuid.UUID] = set()
         self._flushing_sessions: Mapping[uuid.UUID, Any] = {}
@@ -224,7 +225,6 @@ class Writer:
         if c.problems:
             raise ValidationError(c.problems)
         self._sessions[values["id"]] = values
-        self._seq.setdefault(values["id"], 0)
         return values["id"]
 
     def log(self, *, item: str | None = None, **fields: Any) -> uuid.UUID | None:
@@ -242,9 +242,6 @@ class Writer:
                 self._search[row.id] = log_extras(self.project, row.id, *search)
         except ValidationError as exc:
             return self._reject(label, _maybe_uuid(fields.get("id")), exc.problems)
-        if row.session_id is not None and row.seq is None and row.session_id in self._seq:
-            row.seq = self._seq[row.session_id]
-            self._seq[row.session_id] += 1
         self._rows.append((label, row))
         if len(self._rows) >= self.batch_size:
             self.flush()
@@ -321,6 +318,7 @@ class Writer:
         finally:
             self._rows, self._sessions, self._scores = [], {}, []
             self._anonymize.clear()
+            self._numbered.clear()
             self.stats.stored += stored
             self.stats.scores_stored += scored
         return stored
@@ -348,6 +346,7 @@ class Writer:
         from .journal import write
 
         self._finish(self._rows)  # the journal holds rows as they would have been stored
+        forget_positions([r for _, r in self._rows], self._numbered)  # replay numbers them
         master = None
         if any(row.vault_originals for _, row in self._rows):
             master = keys.master_key(self.project.lake.settings)
@@ -533,6 +532,13 @@ class Writer:
         if not rows:
             return 0
         rows = self._check_references(conn, rows)
+        taken = {id(r) for r in assign_positions(conn, [r for _, r in rows], self._numbered)}
+        if taken:
+            for label, row in rows:
+                if id(row) in taken:
+                    reason = f"{row.seq} is already taken in session {row.session_id}"
+                    self._reject(label, row.id, [Problem("seq", reason)])
+            rows = [item for item in rows if id(item[1]) not in taken]
         model_ids = self.project.lake._model_ids(conn, self.project, {r.model for _, r in rows})
         rows = parents_first(rows)
         pid = self.project.id
