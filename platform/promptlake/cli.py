@@ -545,7 +545,7 @@ def bench_pii(docs: int, no_presidio: bool, as_json: bool) -> None:
 
 @bench.command(name="durability")
 @click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1000))
-@click.option("--trials", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--trials", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--writers", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--journal-rows", default=100_000, show_default=True, type=click.IntRange(100))
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
