@@ -147,6 +147,9 @@ def demo(project: str) -> None:
     help="csv: map a column to a generation field, e.g. --map question=prompt.",
 )
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--no-index", is_flag=True, help="Do not index for search as rows are stored (see embed)."
+)
 def import_(
     path: Path,
     fmt: str,
@@ -157,6 +160,7 @@ def import_(
     answers: tuple[Path, ...],
     mapping: tuple[str, ...],
     batch_size: int,
+    no_index: bool,
 ) -> None:
     """Import a file of conversations or prompt/response pairs.
 
@@ -180,6 +184,7 @@ def import_(
             mapping=column_map or None,
             answers=list(answers) or None,
             batch_size=batch_size,
+            index=not no_index,
         )
     for item, reason in report.rejected:
         # items of the main file say "line N" / "item N"; others name their own file
@@ -785,6 +790,8 @@ def search_(
             origin=origin, end_user=end_user, tags=list(tags) or None,
         )  # fmt: skip
     _print_hits(hits, f"{len(hits)} results ({mode})", as_json)
+    if getattr(hits, "note", None):
+        click.echo(f"note: {hits.note}", err=True)
 
 
 @main.command(name="similar")

@@ -407,7 +407,7 @@ class Project:
         *,
         strict: bool = False,
         retry_seconds: float = 30.0,
-        index: bool = False,
+        index: bool | None = None,
         embedder: Any = None,
         language: str = "english",
     ) -> Writer:
@@ -415,9 +415,13 @@ class Project:
 
         A flush that meets an unavailable database retries for ``retry_seconds``, then
         journals its batch locally (see ``promptlake replay``). ``log(..., embedding=v)``
-        stores ``v`` under ``embedder`` (a name, or per call ``embedder=``) with the row;
-        ``index=True`` (admins) also full-text indexes each committed batch in the
-        background, so rows are searchable when the writer closes (search/live.py)."""
+        stores ``v`` under ``embedder`` (a name, or per call ``embedder=``) with the row.
+        Each committed batch is indexed for search in the background (full text, and the
+        vectors of the default embedder, or of ``embedder`` if it is an embedder object,
+        for rows logged without one), so rows are searchable when the writer closes
+        (search/live.py). By default (``index=None``) that happens where the principal
+        may (admins) and a failure only stops it; ``index=True`` requires it (and raises
+        ``SearchIndexError``); ``index=False`` turns it off."""
         return Writer(self, batch_size=batch_size, strict=strict, retry_seconds=retry_seconds,
                       index=index, embedder=embedder, language=language)  # fmt: skip
 

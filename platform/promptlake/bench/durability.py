@@ -3,9 +3,9 @@
 Runs on a temporary embedded server of its own (it kills it), never on the user's data:
 
 - ``trials`` (20 by default) ingests of ``rows`` generations each, with the server's whole
-  process group killed (``SIGKILL``) at a random moment and restarted; every batch whose flush returned
-  is recorded, and afterwards the stored ids are compared with them: acknowledged rows
-  missing and rows stored twice (both must be 0);
+  process group killed (``SIGKILL``) at a random moment and restarted; every batch whose
+  flush returned is recorded, and afterwards the stored ids are compared with them:
+  acknowledged rows missing and rows stored twice (both must be 0);
 - ``rows`` generations written by ``writers`` processes at once (distinct records) against
   the same rows written by one process: rows/s of each and the ratio;
 - a journal of ``journal_rows`` generations (as a writer leaves it after an outage)

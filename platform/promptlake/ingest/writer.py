@@ -158,7 +158,7 @@ class Writer:
         batch_size: int = 5000,
         strict: bool = False,
         retry_seconds: float = 30.0,
-        index: bool = False,
+        index: bool | None = None,
         embedder: Any = None,
         language: str = "english",
     ) -> None:
@@ -191,10 +191,10 @@ class Writer:
         self._embedded = 0
         self._indexer = None
         project._anonymizer()  # read the PII policy now: log() never needs the database
-        if index:
-            from ..search.live import BackgroundIndexer
+        if index or index is None:
+            from ..search.live import start_indexer
 
-            self._indexer = BackgroundIndexer(project, language)
+            self._indexer = start_indexer(project, language, embedder, required=bool(index))
 
     # -- public API -------------------------------------------------------------------
 
@@ -311,6 +311,10 @@ class Writer:
                 delay = min(delay * 2, 2.0)
         self._known_sessions.update(self._sessions)
         self._known_generations.update(self._present)
+        if stored:
+            from ..search.pending import forget
+
+            forget(self.project)  # search counts the rows not indexed yet afresh
         if len(self._known_generations) > 2_000_000:
             self._known_generations.clear()  # bounded memory; unknown ids are looked up
         try:
@@ -393,15 +397,24 @@ class Writer:
             self._indexer.submit(self._sent or [], refused, vectors)
         self._sent = None
 
+    def finish_indexing(self) -> None:
+        """Wait until every committed row is indexed for search (``close`` does this)."""
+        if self._indexer is not None:
+            from ..search.pending import forget
+
+            indexer, self._indexer = self._indexer, None
+            try:
+                indexed, embedded = indexer.close()
+            finally:
+                forget(self.project)
+            self.stats.text_indexed += indexed
+            self.stats.embeddings += embedded
+
     def close(self) -> None:
         try:
             self.flush()
         finally:
-            if self._indexer is not None:
-                indexer, self._indexer = self._indexer, None
-                indexed, embedded = indexer.close()
-                self.stats.text_indexed += indexed
-                self.stats.embeddings += embedded
+            self.finish_indexing()
         if self.stats.rejected:
             log.warning("%d records were rejected; see Writer.rejected", len(self.stats.rejected))
 
