@@ -20,7 +20,6 @@ inserted (:func:`stage_overlapped`).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import io
 import logging
 import time
@@ -181,8 +180,6 @@ class Writer:
         # with ``index``: the COPY data a flush sent to its stage, which the indexer loads
         # again (the rows as stored, with no second encoding on this thread)
         self._sent: list[bytes] | None = None
-        self._text_index: str | None = None  # full text in the flush's INSERT (admins)
-        self._stored_now = 0
         self._erased_sessions: set[uuid.UUID] = set()
         # the PII policy each buffered row was logged under (by row object: see _validate)
         self._anonymize: dict[int, Callable[[GenerationRow], None]] = {}
@@ -302,7 +299,6 @@ class Writer:
             saved = (len(self.stats.rejected), self.stats.duplicates)
             try:
                 stored, scored = self._flush_once()
-                self._stored_now = stored
                 break
             except DatabaseUnavailableError as exc:
                 del self.stats.rejected[saved[0] :]
@@ -334,11 +330,7 @@ class Writer:
     def _flush_once(self) -> tuple[int, int]:
         rows, sessions, scores = self._rows, self._sessions, self._scores
         self._present = set()
-        indexer = self._indexer
-        # full text is indexed by the flush's own INSERT; the indexer reloads the COPY data
-        # only to compute vectors (search/live.py)
-        self._text_index = indexer.language if indexer is not None and not indexer.failed else None
-        self._sent = [] if indexer is not None and indexer.embedder is not None else None
+        self._sent = [] if self._indexer is not None else None
         try:
             with self.project.lake._transaction(self.project) as conn:
                 self._write_sessions(conn, sessions)
@@ -402,10 +394,7 @@ class Writer:
             vectors = [e[0] for e in extras if e is not None and e[0] is not None
                        and e[0][0] in self._present]  # fmt: skip
             refused = [row.id for _, row in self._rows if row.id not in self._present]
-            text = self._text_index is None  # not indexed by the flush: by the indexer
-            self._indexer.submit(self._sent or [], refused, vectors, text=text)
-            if not text:
-                self.stats.text_indexed += self._stored_now
+            self._indexer.submit(self._sent or [], refused, vectors)
         self._sent = None
 
     def finish_indexing(self) -> None:
@@ -584,27 +573,7 @@ class Writer:
 
         The first attempt gets ``make`` instead of ``tuples``: it finishes the rows and
         builds their tuples chunk by chunk, overlapped with the inserts
-        (:func:`stage_overlapped`); the bisection after a refusal works on the tuples.
-
-        With full text indexed in the INSERT (``_text_index``), a refusal of any kind
-        sends the batch down the plain path (the same rows, without the index), whose
-        committed rows the background indexer then indexes: a failure to index never
-        costs a row (search/live.py)."""
-        if self._text_index is not None and tuples is None:
-            try:
-                with conn.transaction():
-                    assert make is not None
-                    stored = stage_overlapped(
-                        conn, rows, make, sent=self._sent, index=self._text_index
-                    )
-                self.stats.duplicates += len(rows) - stored
-                self._present.update(row.id for _, row in rows)
-                return stored
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error:
-                self._text_index = None  # this flush: plain inserts, indexed in the background
-                self._sent = []
+        (:func:`stage_overlapped`); the bisection after a refusal works on the tuples."""
         try:
             with conn.transaction():
                 if tuples is None:
@@ -732,30 +701,6 @@ _INSERT_FROM_STAGE = sql.SQL(
 ).format(cols=_COLUMNS_SQL)
 
 
-@functools.cache
-def _insert_and_index_sql() -> sql.Composed:
-    """The INSERT from the stage, and the full text of the rows it inserted, in one
-    statement: the stage is already on the server, so indexing costs ``to_tsvector`` and
-    nothing else (no second COPY of the rows into another session, which was a third of
-    the background indexer's work), and it runs where the flush already overlaps the
-    database's work with the client's (:func:`stage_overlapped`). Only rows this statement
-    inserted are indexed (``RETURNING``, which needs the admin role, as full text does);
-    a retried row keeps its entry. Same text expression as the backfill's."""
-    from ..search.index import CONTENT_SQL, MAX_TSV_CHARS
-
-    return sql.SQL(
-        "WITH ins AS (INSERT INTO generations ({cols}) SELECT {cols} FROM promptlake_stage"
-        " ON CONFLICT DO NOTHING RETURNING id),"
-        " idx AS (INSERT INTO generation_search"
-        " (project_id, generation_id, language, tsv, source_hash)"
-        " SELECT g.project_id, g.id, %(lang)s::text,"
-        " to_tsvector(%(lang)s::regconfig, left({content}, {limit})), g.content_hash"
-        " FROM promptlake_stage g JOIN ins ON ins.id = g.id"
-        " ON CONFLICT (project_id, generation_id) DO NOTHING)"
-        " SELECT count(*) FROM ins"
-    ).format(cols=_COLUMNS_SQL, content=sql.SQL(CONTENT_SQL), limit=sql.Literal(MAX_TSV_CHARS))
-
-
 SESSION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("project_id", "uuid"),
     ("id", "uuid"),
@@ -803,10 +748,7 @@ def stage_sessions(conn: psycopg.Connection, tuples: list[tuple]) -> int:
 
 
 def stage_and_insert(
-    conn: psycopg.Connection,
-    tuples: list[tuple],
-    sent: list[bytes] | None = None,
-    index: str | None = None,
+    conn: psycopg.Connection, tuples: list[tuple], sent: list[bytes] | None = None
 ) -> int:
     """Binary COPY into a temporary table, then one INSERT ... SELECT into ``generations``.
 
@@ -821,7 +763,7 @@ def stage_and_insert(
     load_stage(conn, [data])
     if sent is not None:
         sent.append(data)
-    return _insert_from_stage(conn, index=index)
+    return _insert_from_stage(conn)
 
 
 def load_stage(conn: psycopg.Connection, chunks: Sequence[bytes], fresh: bool = True) -> None:
@@ -851,7 +793,6 @@ def stage_overlapped(
     make: Callable[[list[_Item]], list[tuple]],
     chunk: int | None = None,
     sent: list[bytes] | None = None,
-    index: str | None = None,
 ) -> int:
     """:func:`stage_and_insert` for ``make(rows)``, one chunk at a time, building each
     chunk's tuples while the database inserts the previous chunk. Returns how many rows
@@ -871,7 +812,7 @@ def stage_overlapped(
     first = max(1, size // 4) if len(rows) > size else size
     parts = [rows[:first]] + [rows[i : i + size] for i in range(first, len(rows), size)]
     if len(parts) <= 1:
-        return stage_and_insert(conn, make(rows), sent, index) if rows else 0
+        return stage_and_insert(conn, make(rows), sent) if rows else 0
     load_stage(conn, [])
     stored = 0
     with (
@@ -886,7 +827,7 @@ def stage_overlapped(
             load_stage(conn, [data], fresh=False)
             if sent is not None:
                 sent.append(data)
-            pending = pool.submit(_insert_from_stage, conn, True, index)
+            pending = pool.submit(_insert_from_stage, conn, True)
             if n + 1 < len(parts):
                 data = _copy_data(encoder, make(parts[n + 1]))
         assert pending is not None
@@ -906,20 +847,12 @@ def _copy_data(cursor: psycopg.Cursor, tuples: list[tuple]) -> bytes:
     return buffer.getvalue()
 
 
-def _insert_from_stage(
-    conn: psycopg.Connection, empty: bool = False, index: str | None = None
-) -> int:
+def _insert_from_stage(conn: psycopg.Connection, empty: bool = False) -> int:
     """INSERT the staged rows into ``generations``; with ``empty``, TRUNCATE the stage
-    after; with ``index`` (a text search configuration), also full-text index the rows
-    this statement inserted, in the same statement (:func:`_insert_and_index_sql`).
-    Returns how many rows were new."""
+    after. Returns how many rows were new."""
     with conn.cursor() as cur:
-        if index is None:
-            cur.execute(_INSERT_FROM_STAGE)
-            stored = cur.rowcount
-        else:
-            cur.execute(_insert_and_index_sql(), {"lang": index})
-            stored = cur.fetchone()[0]
+        cur.execute(_INSERT_FROM_STAGE)
+        stored = cur.rowcount
         if empty:
             cur.execute("TRUNCATE promptlake_stage")
     return stored

@@ -319,16 +319,9 @@ class BackgroundIndexer:
         staged: list[bytes],
         refused: list[uuid.UUID],
         vectors: list[tuple[uuid.UUID, str, np.ndarray]],
-        text: bool = True,
     ) -> tuple[int, int]:
-        from ..ingest.writer import load_stage
-
         with _own_transaction(self.project) as conn:
-            indexed = 0  # usually the writer's flush indexes full text itself (ingest/writer.py)
-            if text:
-                indexed = index_text_of(conn, self.project, staged, refused, self.language)
-            elif self.embedder is not None and staged:
-                load_stage(conn, staged)
+            indexed = index_text_of(conn, self.project, staged, refused, self.language)
             if self.embedder is not None and staged:
                 given = [gid for gid, name, _ in vectors if name == self.embedder.name]
                 vectors = [*vectors, *embed_staged(conn, self.project, self.embedder,
@@ -365,7 +358,6 @@ class BackgroundIndexer:
         staged: Sequence[bytes],
         refused: Sequence[uuid.UUID] = (),
         vectors: Sequence[tuple[uuid.UUID, str, np.ndarray]] = (),
-        text: bool = True,
     ) -> None:
         """Index a committed flush (its stage's COPY data, less the ``refused`` rows) and
         store its ``vectors``, in the background; waits while ``workers`` batches are in
@@ -374,7 +366,7 @@ class BackgroundIndexer:
             return
         with self._lock:
             self._wait(keep=self._workers - 1)
-            job = self._pool.submit(self._run, list(staged), list(refused), list(vectors), text)
+            job = self._pool.submit(self._run, list(staged), list(refused), list(vectors))
             self._pending.append(job)
 
     def close(self) -> tuple[int, int]:
