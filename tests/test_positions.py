@@ -92,3 +92,49 @@ def test_a_retried_batch_keeps_unique_positions(project) -> None:
         {"s": sid},
     )
     assert rows == [(10, 10, 9)]
+
+
+def test_migration_0009_renumbers_duplicate_positions_and_starts_the_counters(
+    empty_database_url,
+) -> None:
+    import sqlalchemy as sa
+
+    from promptlake.db import migrate as migrations
+
+    engine = sa.create_engine(empty_database_url)
+    pid, dup, fine = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        migrations.upgrade(engine, "0007")
+        with engine.begin() as conn:  # as the owner (a superuser here): past row security
+            conn.execute(sa.text("INSERT INTO projects (id, name) VALUES (:p, 'old')"), {"p": pid})
+            for sid in (dup, fine):
+                conn.execute(
+                    sa.text("INSERT INTO sessions (project_id, id) VALUES (:p, :s)"),
+                    {"p": pid, "s": sid},
+                )
+            # two processes numbered the same turns: positions 0, 0, 1, 1; the other is fine
+            for i, (sid, seq) in enumerate([(dup, 0), (dup, 1), (dup, 0), (dup, 1), (fine, 4)]):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO generations (project_id, id, session_id, seq, input_text,"
+                        " input_hash, output_hash, content_hash, created_at)"
+                        " VALUES (:p, :g, :s, :seq, :t, '', '', '', now() + :i * interval '1 s')"
+                    ),
+                    {"p": pid, "g": uuid.UUID(int=i + 1), "s": sid, "seq": seq, "t": f"t{i}",
+                     "i": i},
+                )  # fmt: skip
+        migrations.upgrade(engine)
+        with engine.connect() as conn:
+            turns = conn.execute(
+                sa.text(
+                    "SELECT input_text, seq FROM generations WHERE session_id = :s ORDER BY seq"
+                ),
+                {"s": dup},
+            ).all()
+            counters = dict(conn.execute(sa.text("SELECT id, next_seq FROM sessions")).all())
+        # the order kept (seq, then time), the numbers made distinct
+        assert [tuple(t) for t in turns] == [("t0", 0), ("t2", 1), ("t1", 2), ("t3", 3)]
+        assert counters == {dup: 4, fine: 5}
+        migrations.downgrade(engine, "0007")
+    finally:
+        engine.dispose()
