@@ -288,3 +288,42 @@ def test_dump_and_restore_round_trip_every_table(own_server: Path, tmp_path: Pat
     with promptlake.connect() as lake:
         restored = lake.project("backed-up", create=False)
         assert restored.reveal(g.id)["input_text"] == "mail x@y.example.com"
+
+
+def test_outage_longer_than_the_policy_ttl_buffers_then_journals(own_server, monkeypatch) -> None:
+    """``log`` re-reads the PII policy every POLICY_TTL_SECONDS; with the database down
+    longer than that it keeps the policy read before instead of raising."""
+    pgdata = own_server / "pgdata"
+    monkeypatch.setattr(promptlake.Project, "POLICY_TTL_SECONDS", 0.2)
+    records = _records(400, seed=7)
+    with promptlake.connect() as lake:
+        project = lake.project("long-outage")
+        project.set_pii_policy({"EMAIL": "redact"})
+        writer = project.writer(batch_size=1000, retry_seconds=0.5)
+        for record in records[:100]:
+            writer.log(**record)
+        writer.flush()
+        embedded.stop(pgdata)
+        time.sleep(0.5)  # past the TTL: the next log would re-read the policy
+        for record in records[100:]:  # buffered: nothing raises
+            writer.log(**{**record, "prompt": record["prompt"] + " mail me: x@y.example.com"})
+        with pytest.raises(promptlake.IngestInterruptedError) as caught:
+            writer.close()
+        assert caught.value.records == 300
+        text = Path(caught.value.journal).read_text()
+        assert "x@y.example.com" not in text and "<EMAIL>" in text  # the policy read before
+        # a project whose policy was never read: the default policy, applied when journaled
+        fresh = lake.project("long-outage")
+        fresh.__dict__.pop("_anonymizer_cache", None)
+        other = fresh.writer(batch_size=1000, retry_seconds=0.3)
+        other.log(prompt="write to z@w.example.com", output="ok")
+        with pytest.raises(promptlake.IngestInterruptedError) as second:
+            other.close()
+        assert "z@w.example.com" not in Path(second.value.journal).read_text()
+    embedded.start(pgdata)
+    with promptlake.connect() as lake:
+        report = promptlake.ingest.journal.replay(lake)
+        assert (report.stored, report.rejected) == (301, [])
+        project = lake.project("long-outage", create=False)
+        _, rows = project.query("SELECT count(*), count(DISTINCT id) FROM generations")
+        assert rows == [(401, 401)]

@@ -158,6 +158,9 @@ def demo(project: str) -> None:
     help="csv: map a column to a generation field, e.g. --map question=prompt.",
 )
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--no-index", is_flag=True, help="Do not index for search as rows are stored (see embed)."
+)
 def import_(
     path: Path,
     fmt: str,
@@ -168,6 +171,7 @@ def import_(
     answers: tuple[Path, ...],
     mapping: tuple[str, ...],
     batch_size: int,
+    no_index: bool,
 ) -> None:
     """Import a file of conversations or prompt/response pairs.
 
@@ -191,6 +195,7 @@ def import_(
             mapping=column_map or None,
             answers=list(answers) or None,
             batch_size=batch_size,
+            index=not no_index,
         )
     for item, reason in report.rejected:
         # items of the main file say "line N" / "item N"; others name their own file
@@ -644,7 +649,7 @@ def bench_pii(docs: int, no_presidio: bool, corpus: str, extras: bool, as_json: 
 
 @bench.command(name="durability")
 @click.option("--rows", default=100_000, show_default=True, type=click.IntRange(1000))
-@click.option("--trials", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--trials", default=20, show_default=True, type=click.IntRange(1))
 @click.option("--writers", default=8, show_default=True, type=click.IntRange(2))
 @click.option("--journal-rows", default=100_000, show_default=True, type=click.IntRange(100))
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
@@ -930,6 +935,8 @@ def search_(
             origin=origin, end_user=end_user, tags=list(tags) or None,
         )  # fmt: skip
     _print_hits(hits, f"{len(hits)} results ({mode})", as_json)
+    if getattr(hits, "note", None):
+        click.echo(f"note: {hits.note}", err=True)
 
 
 @main.command(name="similar")

@@ -33,6 +33,7 @@ from .db.sqltext import to_driver
 from .errors import NotFoundError, PermissionDeniedError, Problem, ValidationError
 from .generation import Generation, generation_from_row, select_generations_sql
 from .ids import uuid7
+from .ingest.positions import assign_positions
 from .ingest.records import _Collector, finish_generation, prepare_generation
 from .ingest.writer import (
     INSERT_SQL,
@@ -401,17 +402,11 @@ class Project:
     POLICY_TTL_SECONDS = 10.0
 
     def _anonymizer(self) -> Callable[[Any], None] | None:
-        """The ingest anonymizer of the live policy, re-read at most every few seconds."""
-        import time
+        """The ingest anonymizer of the live policy, re-read at most every few seconds; a
+        re-read the database cannot answer keeps the policy read before (ingest/policy_cache.py)."""
+        from .ingest.policy_cache import cached_anonymizer
 
-        now = time.monotonic()
-        cached = self.__dict__.get("_anonymizer_cache")
-        if cached is None or now - cached[0] > self.POLICY_TTL_SECONDS:
-            from .privacy.anonymize import ingest_anonymizer
-
-            cached = (now, ingest_anonymizer(self))
-            self.__dict__["_anonymizer_cache"] = cached
-        return cached[1]
+        return cached_anonymizer(self, self.POLICY_TTL_SECONDS)
 
     def pii_policy(self) -> Policy:
         """The live anonymization policy (the default until one is set)."""
@@ -541,7 +536,7 @@ class Project:
         *,
         strict: bool = False,
         retry_seconds: float = 30.0,
-        index: bool = False,
+        index: bool | None = None,
         embedder: Any = None,
         language: str = "english",
     ) -> Writer:
@@ -549,9 +544,13 @@ class Project:
 
         A flush that meets an unavailable database retries for ``retry_seconds``, then
         journals its batch locally (see ``promptlake replay``). ``log(..., embedding=v)``
-        stores ``v`` under ``embedder`` (a name, or per call ``embedder=``) with the row;
-        ``index=True`` (admins) also full-text indexes each committed batch in the
-        background, so rows are searchable when the writer closes (search/live.py)."""
+        stores ``v`` under ``embedder`` (a name, or per call ``embedder=``) with the row.
+        Each committed batch is indexed for search in the background (full text, and the
+        vectors of the default embedder, or of ``embedder`` if it is an embedder object,
+        for rows logged without one), so rows are searchable when the writer closes
+        (search/live.py). By default (``index=None``) that happens where the principal
+        may (admins) and a failure only stops it; ``index=True`` requires it (and raises
+        ``SearchIndexError``); ``index=False`` turns it off."""
         return Writer(self, batch_size=batch_size, strict=strict, retry_seconds=retry_seconds,
                       index=index, embedder=embedder, language=language)  # fmt: skip
 
@@ -735,11 +734,12 @@ class Project:
                                 fields.get("retrieved"))  # fmt: skip
         if session is not None:
             row.session_id = session.id
-            if row.seq is None:
-                row.seq = session._next_seq()
         try:
             with self.lake._transaction(self) as conn, conn.cursor() as cur:
                 model_ids = self.lake._model_ids(conn, self, [row.model])
+                if assign_positions(conn, [row], set()):  # seq from the session's counter
+                    reason = f"{row.seq} is already taken in session {row.session_id}"
+                    raise ValidationError([Problem("seq", reason)])
                 cur.execute(
                     INSERT_SQL, generation_tuple(self.id, row, model_ids.get(row.model), Jsonb)
                 )
@@ -813,11 +813,6 @@ class Session:
             )
             row = conn.execute("SELECT promptlake_next_seq(%s)", (session_id,)).fetchone()
         return cls(project, session_id, row[0] if row else 0)
-
-    def _next_seq(self) -> int:
-        seq = self._seq
-        self._seq += 1
-        return seq
 
     def log(
         self,

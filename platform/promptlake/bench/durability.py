@@ -2,10 +2,10 @@
 
 Runs on a temporary embedded server of its own (it kills it), never on the user's data:
 
-- ``trials`` ingests of ``rows`` generations each, with the server's whole process group
-  killed (``SIGKILL``) at a random moment and restarted; every batch whose flush returned
-  is recorded, and afterwards the stored ids are compared with them: acknowledged rows
-  missing and rows stored twice (both must be 0);
+- ``trials`` (20 by default) ingests of ``rows`` generations each, with the server's whole
+  process group killed (``SIGKILL``) at a random moment and restarted; every batch whose
+  flush returned is recorded, and afterwards the stored ids are compared with them:
+  acknowledged rows missing and rows stored twice (both must be 0);
 - ``rows`` generations written by ``writers`` processes at once (distinct records) against
   the same rows written by one process: rows/s of each and the ratio;
 - a journal of ``journal_rows`` generations (as a writer leaves it after an outage)
@@ -181,7 +181,7 @@ def journal_replay(rows: int) -> dict[str, Any]:
 
 def run_durability_bench(
     rows: int = 100_000,
-    trials: int = 3,
+    trials: int = 20,
     writers: int = 8,
     journal_rows: int = 100_000,
     progress: Progress | None = None,

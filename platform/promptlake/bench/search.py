@@ -122,7 +122,7 @@ def _ingest(project: Any, ids: list, prompts: list, outputs: list, models: list,
     project.set_pii_policy(apply_at="export")  # measure search, not PII detection
     as_login(project.lake, "CHECKPOINT")
     started = time.perf_counter()
-    index = {"index": True, "embedder": embedder} if vectors is not None else {}
+    index = {"index": True, "embedder": embedder} if vectors is not None else {"index": False}
     with project.writer(batch_size=5000, **index) as w:
         for i, gid in enumerate(ids):
             extra = {"embedding": vectors[i]} if vectors is not None else {}
@@ -268,7 +268,7 @@ def format_report(result: dict[str, Any]) -> str:
         f"  embedding compute (not ingest)   {result['embed_compute_s']} s",
         f"  ingest without search indexing   {result['ingest_rows_per_s_without_search']} rows/s",
         f"  ingest with search indexing      {result['ingest_rows_per_s_with_search']} rows/s"
-        f" ({result['ingest_ratio_with_vs_without']}x; target >= 0.5x)",
+        f" ({result['ingest_ratio_with_vs_without']}x; target >= 0.8x)",
         f"  HNSW build                       {result['hnsw_build_s']} s",
         f"  vector recall@10                 {result['vector_recall_at_10']} (target >= 0.95)",
         f"  filtered (1%) recall@10          {result['filtered_recall_at_10']} (target >= 0.90)",

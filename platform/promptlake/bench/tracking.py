@@ -39,7 +39,7 @@ def _job(lake: Lake, name: str, sessions: list, mode: str) -> float:
 
 
 def _write(project: Any, sessions: list) -> None:
-    with project.writer(batch_size=5000) as writer:
+    with project.writer(batch_size=5000, index=False) as writer:  # what a run adds, alone
         write_workload(writer, sessions)
 
 

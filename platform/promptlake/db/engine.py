@@ -109,6 +109,7 @@ CONSTRAINT_FIELDS: dict[str, tuple[str, str]] = {
     "ck_generations_cost_non_negative": ("cost_usd", "must be a finite, non-negative number"),
     "ck_generations_latency_non_negative": ("latency_ms", "must be finite and non-negative"),
     "ck_generations_synthetic_lineage": ("generator", "synthetic rows need a generator"),
+    "uq_generations_project_id_session_id_seq": ("seq", "is already taken in this session"),
 }
 
 

@@ -116,6 +116,11 @@ class Session(Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(TEXT), server_default=EMPTY_TAGS)
     started_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     ended_at: Mapped[dt.datetime | None]
+    next_seq: Mapped[int] = mapped_column(
+        Integer,
+        server_default=text("0"),
+        comment="The next free position (generations.seq) in this session.",
+    )
 
 
 class PromptTemplate(Base):
@@ -233,7 +238,14 @@ class Generation(Base):
         ),
         CheckConstraint("seq >= 0", name="seq_non_negative"),
         Index(None, "project_id", "created_at"),
-        Index(None, "project_id", "session_id", "seq"),
+        # migration 0009: one turn per position of a session, whatever the writers
+        Index(
+            "uq_generations_project_id_session_id_seq",
+            "project_id",
+            "session_id",
+            "seq",
+            unique=True,
+        ),
         Index(None, "project_id", "parent_id"),
         Index(None, "project_id", "model_id", "created_at"),
         Index(None, "project_id", "content_hash"),

@@ -89,6 +89,7 @@ def import_file(
     answers: Sequence[str | Path] | None = None,
     batch_size: int = 5000,
     progress: bool | ProgressCallback | None = None,
+    index: bool = True,
 ) -> ImportReport:
     """Import the file at ``path``, in one of :data:`FORMATS`, into ``project``.
 
@@ -97,7 +98,9 @@ def import_file(
     name none. ``mapping`` (csv) maps column names to generation fields; without it,
     columns named like a field are used. ``answers`` (mtbench, required) lists the answer
     files. ``progress``: True shows a bar on stderr, None shows it only on a terminal, a
-    callable is called with ``(bytes_read, bytes_total)``.
+    callable is called with ``(bytes_read, bytes_total)``. ``index`` (default): rows are
+    indexed for search as they are stored, where the principal may (the writer's default,
+    see ``Project.writer``); ``index=False`` leaves that to ``promptlake embed``.
 
     Arguments are checked before any file is opened: a bad one raises
     :class:`ValidationError`, :class:`ConfigurationError` or :class:`NotFoundError`, and
@@ -112,7 +115,7 @@ def import_file(
         if not file.is_file():
             raise NotFoundError(f"no file {file}")
     bar = Progress(progress, sum(f.stat().st_size for f in files), f"importing {path.name}")
-    writer = project.writer(batch_size)
+    writer = project.writer(batch_size, index=None if index else False)
     job = _Import(project, format, path, writer, bar, origin, generator, model)
     try:
         if format == "mtbench":
@@ -125,7 +128,10 @@ def import_file(
         try:
             writer.flush()  # not close(): it logs a warning that the report already carries
         finally:
-            bar.close()
+            try:
+                writer.finish_indexing()
+            finally:
+                bar.close()
     return ImportReport(
         path=path,
         format=format,

@@ -37,6 +37,7 @@ from ..db.engine import problem_from_db_error
 from ..errors import DatabaseUnavailableError, IngestInterruptedError, Problem, ValidationError
 from ..ids import uuid7
 from ..privacy.anonymize import store_side_rows
+from .positions import assign_positions, forget_positions
 from .records import HASH_VERSION, GenerationRow, _brief, _Collector, finish_generation
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ class Writer:
         batch_size: int = 5000,
         strict: bool = False,
         retry_seconds: float = 30.0,
-        index: bool = False,
+        index: bool | None = None,
         embedder: Any = None,
         language: str = "english",
     ) -> None:
@@ -171,7 +172,7 @@ class Writer:
         self._rows: list[tuple[str, GenerationRow]] = []
         self._sessions: dict[uuid.UUID, dict[str, Any]] = {}
         self._scores: list[_PendingScore] = []
-        self._seq: dict[uuid.UUID, int] = {}
+        self._numbered: set[int] = set()  # rows whose seq the database gave (positions.py)
         self._known_generations: set[uuid.UUID] = set()
         self._known_sessions: set[uuid.UUID] = set()
         self._flushing_sessions: Mapping[uuid.UUID, Any] = {}
@@ -189,10 +190,11 @@ class Writer:
         self._search: dict[uuid.UUID, Any] = {}
         self._embedded = 0
         self._indexer = None
-        if index:
-            from ..search.live import BackgroundIndexer
+        project._anonymizer()  # read the PII policy now: log() never needs the database
+        if index or index is None:
+            from ..search.live import start_indexer
 
-            self._indexer = BackgroundIndexer(project, language)
+            self._indexer = start_indexer(project, language, embedder, required=bool(index))
 
     # -- public API -------------------------------------------------------------------
 
@@ -226,7 +228,6 @@ class Writer:
 
         values = anonymize_session(self.project, values)
         self._sessions[values["id"]] = values
-        self._seq.setdefault(values["id"], 0)
         return values["id"]
 
     def log(self, *, item: str | None = None, **fields: Any) -> uuid.UUID | None:
@@ -244,9 +245,6 @@ class Writer:
                 self._search[row.id] = log_extras(self.project, row.id, *search)
         except ValidationError as exc:
             return self._reject(label, _maybe_uuid(fields.get("id")), exc.problems)
-        if row.session_id is not None and row.seq is None and row.session_id in self._seq:
-            row.seq = self._seq[row.session_id]
-            self._seq[row.session_id] += 1
         self._rows.append((label, row))
         if len(self._rows) >= self.batch_size:
             self.flush()
@@ -319,6 +317,10 @@ class Writer:
                 delay = min(delay * 2, 2.0)
         self._known_sessions.update(self._sessions)
         self._known_generations.update(self._present)
+        if stored:
+            from ..search.pending import forget
+
+            forget(self.project)  # search counts the rows not indexed yet afresh
         if len(self._known_generations) > 2_000_000:
             self._known_generations.clear()  # bounded memory; unknown ids are looked up
         try:
@@ -326,6 +328,7 @@ class Writer:
         finally:
             self._rows, self._sessions, self._scores = [], {}, []
             self._anonymize.clear()
+            self._numbered.clear()
             self.stats.stored += stored
             self.stats.scores_stored += scored
         return stored
@@ -352,6 +355,7 @@ class Writer:
         from .journal import write
 
         self._finish(self._rows)  # the journal holds rows as they would have been stored
+        forget_positions([r for _, r in self._rows], self._numbered)  # replay numbers them
         master = None
         if any(row.vault_originals for _, row in self._rows):
             master = self.project.lake.master_key()
@@ -398,15 +402,24 @@ class Writer:
             self._indexer.submit(self._sent or [], refused, vectors)
         self._sent = None
 
+    def finish_indexing(self) -> None:
+        """Wait until every committed row is indexed for search (``close`` does this)."""
+        if self._indexer is not None:
+            from ..search.pending import forget
+
+            indexer, self._indexer = self._indexer, None
+            try:
+                indexed, embedded = indexer.close()
+            finally:
+                forget(self.project)
+            self.stats.text_indexed += indexed
+            self.stats.embeddings += embedded
+
     def close(self) -> None:
         try:
             self.flush()
         finally:
-            if self._indexer is not None:
-                indexer, self._indexer = self._indexer, None
-                indexed, embedded = indexer.close()
-                self.stats.text_indexed += indexed
-                self.stats.embeddings += embedded
+            self.finish_indexing()
         if self.stats.rejected:
             log.warning("%d records were rejected; see Writer.rejected", len(self.stats.rejected))
 
@@ -537,8 +550,15 @@ class Writer:
         if not rows:
             return 0
         rows = self._check_references(conn, rows)
+        taken = {id(r) for r in assign_positions(conn, [r for _, r in rows], self._numbered)}
+        if taken:
+            for label, row in rows:
+                if id(row) in taken:
+                    reason = f"{row.seq} is already taken in session {row.session_id}"
+                    self._reject(label, row.id, [Problem("seq", reason)])
+            rows = [item for item in rows if id(item[1]) not in taken]
         model_ids = self.project.lake._model_ids(conn, self.project, {r.model for _, r in rows})
-        rows = sorted(rows, key=lambda item: item[1].id)  # one lock order for every writer
+        rows = parents_first(rows)
         pid = self.project.id
 
         def make(chunk: list[tuple[str, GenerationRow]]) -> list[tuple]:
@@ -621,6 +641,31 @@ class Writer:
         from ..scores import insert_scores
 
         return insert_scores(conn, self.project.id, good)
+
+
+def parents_first(rows: list[tuple[str, GenerationRow]]) -> list[tuple[str, GenerationRow]]:
+    """The rows in the order they are inserted: by depth within the batch (a row whose
+    parent is not in the batch is at depth 0, its child at 1, ...), then by id.
+
+    A flush inserts its rows chunk by chunk (:func:`stage_overlapped`) and bisects a
+    refused batch, and each INSERT checks the parent foreign key at its own end: a child
+    must never be inserted before its parent, whatever chunk the parent falls in. By id
+    alone it was, whenever ids are not in logging order (the importers derive them from
+    the data). Within a depth the order is by id: one lock order for every writer."""
+    parent_of = {row.id: row.parent_id for _, row in rows}
+    depth: dict[uuid.UUID, int] = {}
+    for start in parent_of:
+        path: list[uuid.UUID] = []
+        node: uuid.UUID | None = start
+        seen: set[uuid.UUID] = set()
+        while node is not None and node in parent_of and node not in depth and node not in seen:
+            seen.add(node)  # a cycle (only possible within a batch) ends the walk
+            path.append(node)
+            node = parent_of[node]
+        base = depth.get(node, -1) if node is not None else -1
+        for offset, member in enumerate(reversed(path), 1):
+            depth[member] = base + offset
+    return sorted(rows, key=lambda item: (depth[item[1].id], item[1].id))
 
 
 _NOUN = {

@@ -312,8 +312,11 @@ def backfill(
     progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
     """Embed missing rows, index full text, then build the embedder's HNSW index."""
+    from .pending import forget
+
     emb = get_embedder(embedder)
     report = IndexReport(project.name, emb.name, emb.dimension)
+    forget(project)  # search counts the rows still unindexed afresh
     started = time.perf_counter()
     report.embedded, report.computed = embed_missing(
         project, emb, batch_size=batch_size, progress=progress
@@ -329,4 +332,5 @@ def backfill(
         started = time.perf_counter()
         report.hnsw_index = build_hnsw(project, emb.name, emb.dimension)
         report.seconds["hnsw"] = round(time.perf_counter() - started, 3)
+    forget(project)
     return report

@@ -40,6 +40,7 @@ embedder makes every insert a graph search (≈ 100 rows/s): bulk loads go befor
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -51,12 +52,14 @@ import numpy as np
 
 from ..db.engine import translate
 from ..errors import Problem, SearchIndexError, ValidationError
-from .index import CONTENT_SQL, MAX_TSV_CHARS, check_language
+from .index import CONTENT_SQL, MAX_EMBED_CHARS, MAX_TSV_CHARS, check_language, hnsw_index_name
 
 if TYPE_CHECKING:
     import psycopg
 
     from ..client import Project
+
+log = logging.getLogger(__name__)
 
 _CREATE_STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS promptlake_embedding_stage"
@@ -106,6 +109,39 @@ _INDEX_TEXT = (
     # a row indexed before keeps its entry (a stale one is refreshed by the backfill)
     " ON CONFLICT (project_id, generation_id) DO NOTHING"
 )
+
+
+# the texts to embed, read back from the stage: the same expression as the backfill's, so the
+# vectors are the ones `promptlake embed` would store
+_TEXTS_TO_EMBED = (
+    f"SELECT g.id, g.content_hash, left({CONTENT_SQL}, {MAX_EMBED_CHARS})"
+    " FROM promptlake_stage g WHERE g.project_id = %(p)s AND g.id <> ALL(%(skip)s::uuid[])"
+)
+
+
+def embed_staged(
+    conn: psycopg.Connection, project: Project, embedder: Any, skip: Sequence[uuid.UUID]
+) -> list[tuple[uuid.UUID, str, np.ndarray]]:
+    """``(id, embedder, vector)`` of the staged rows not in ``skip``, each distinct text
+    (content hash) embedded once."""
+    rows = conn.execute(_TEXTS_TO_EMBED, {"p": project.id, "skip": list(skip)}).fetchall()
+    texts: dict[bytes, str] = {}
+    for _, digest, text in rows:
+        texts.setdefault(bytes(digest), text or "")
+    vectors = dict(zip(texts, embedder.embed(list(texts.values())), strict=True))
+    return [(gid, embedder.name, np.asarray(vectors[bytes(digest)], dtype=np.float32))
+            for gid, digest, _ in rows]  # fmt: skip
+
+
+def hnsw_exists(project: Project, embedder: str) -> bool:
+    """Whether ``embedder`` has its HNSW index (then every stored vector is a graph insert,
+    ≈ 100 rows/s: the default indexing leaves such vectors to ``promptlake embed``)."""
+    with project.lake._transaction(project) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_class WHERE relname = %s AND relkind = 'i'",
+            (hnsw_index_name(embedder),),
+        ).fetchone()
+    return row is not None
 
 
 def embedding_value(value: Any, embedder: Any) -> tuple[str, np.ndarray]:
@@ -256,7 +292,9 @@ def _own_transaction(project: Project) -> Iterator[psycopg.Connection]:
 class BackgroundIndexer:
     """Search indexing of committed batches in worker threads (see the module docstring)."""
 
-    def __init__(self, project: Project, language: str = "english", workers: int = 2) -> None:
+    def __init__(
+        self, project: Project, language: str = "english", workers: int = 2, embedder: Any = None
+    ) -> None:
         from ..access import require_member
 
         require_member(project, ("admin",))
@@ -264,6 +302,10 @@ class BackgroundIndexer:
             check_language(conn, language)
         self.project = project
         self.language = language
+        # computes the vectors of rows logged without one (the default embedder, for
+        # search right after logging); None: only vectors given to log() are stored
+        self.embedder = embedder
+        self.quiet = False  # the default indexing: a failure is logged, never raised
         self.indexed = 0  # rows full-text indexed
         self.embedded = 0  # embeddings stored
         self._workers = workers
@@ -279,8 +321,12 @@ class BackgroundIndexer:
         vectors: list[tuple[uuid.UUID, str, np.ndarray]],
     ) -> tuple[int, int]:
         with _own_transaction(self.project) as conn:
-            embedded = store_embeddings(conn, self.project, vectors)
-            return index_text_of(conn, self.project, staged, refused, self.language), embedded
+            indexed = index_text_of(conn, self.project, staged, refused, self.language)
+            if self.embedder is not None and staged:
+                given = [gid for gid, name, _ in vectors if name == self.embedder.name]
+                vectors = [*vectors, *embed_staged(conn, self.project, self.embedder,
+                                                   [*refused, *given])]  # fmt: skip
+            return indexed, store_embeddings(conn, self.project, vectors)
 
     def _wait(self, keep: int = 0) -> None:
         """Collect finished batches until at most ``keep`` are in flight."""
@@ -291,6 +337,14 @@ class BackgroundIndexer:
                 if self.failed:
                     continue  # reported once; the backfill fills this batch too
                 self.failed = True
+                if self.quiet:
+                    log.warning(
+                        "promptlake: indexing for search stopped (%s); the rows are stored:"
+                        " `promptlake embed --project %s` indexes them",
+                        exc,
+                        self.project.name,
+                    )
+                    continue
                 raise SearchIndexError(
                     f"rows were stored, but indexing them for search failed ({exc}), and"
                     " indexing beside this writer has stopped; `promptlake embed --project"
@@ -323,3 +377,30 @@ class BackgroundIndexer:
             finally:
                 self._pool.shutdown(wait=True)
         return self.indexed, self.embedded
+
+
+def start_indexer(
+    project: Project, language: str, embedder: Any, required: bool
+) -> BackgroundIndexer | None:
+    """The indexer of a writer. ``required`` (``index=True``): as asked, or an error. By
+    default (``index=None``) the writer indexes when its principal may (admins: full text
+    needs the role) and the database answers, computing the default embedder's vectors for
+    rows logged without one unless that embedder's HNSW index exists (see
+    :func:`hnsw_exists`); otherwise it logs without indexing, and search reports the rows
+    pending (``promptlake embed`` fills them in)."""
+    from ..errors import DatabaseUnavailableError, PermissionDeniedError
+    from .embedders import get_embedder
+
+    compute = None
+    if embedder is None or not isinstance(embedder, str):
+        compute = get_embedder(embedder)  # the default, or an embedder object given
+    if required:
+        return BackgroundIndexer(project, language, embedder=compute)
+    try:
+        if compute is not None and hnsw_exists(project, compute.name):
+            compute = None
+        indexer = BackgroundIndexer(project, language, embedder=compute)
+    except (PermissionDeniedError, DatabaseUnavailableError):
+        return None
+    indexer.quiet = True
+    return indexer

@@ -43,6 +43,7 @@ from ..dedup.shingles import FIELD_TEXT_SQL
 from ..errors import NotFoundError, Problem, ValidationError
 from .embedders import Embedder, get_embedder
 from .index import check_language
+from .pending import SearchResults, pending_rows
 
 if TYPE_CHECKING:
     from ..client import Project
@@ -217,6 +218,7 @@ def search(
     if not 1 <= k <= 1000:
         raise ValidationError([Problem("k", "must be between 1 and 1000")])
     n = candidates or max(50, 4 * k)
+    name: str | None = None
     params: dict[str, Any] = {"p": project.id, "q": query, "lang": language, "n": n, "k": k,
                               "rrf": RRF_K}  # fmt: skip
 
@@ -293,7 +295,14 @@ def search(
                 conn.execute(HNSW_SETTINGS, settings)
             cursor = conn.execute(statement, params)
         rows = cursor.fetchall()
-    return [SearchHit(r[0], r[1] or "", r[2], r[3], float(r[4]), r[5], r[6]) for r in rows]
+        results = SearchResults(
+            SearchHit(r[0], r[1] or "", r[2], r[3], float(r[4]), r[5], r[6]) for r in rows
+        )
+        results.project_name = project.name
+        results.pending = pending_rows(
+            conn, project, mode in ("text", "hybrid"), name if mode != "text" else None
+        )
+    return results
 
 
 def similar(
