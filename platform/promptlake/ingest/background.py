@@ -598,7 +598,6 @@ class BackgroundLogger:
         for record in batch:
             if record.kind == "session":
                 writer._sessions[record.data["id"]] = record.data
-                writer._seq.setdefault(record.data["id"], 0)
             elif record.kind == "generation":
                 writer._rows.append((record.item, record.data))
             else:
@@ -681,7 +680,6 @@ def _settle(future: asyncio.Future, error: BaseException | None) -> None:
 _live: weakref.WeakSet[BackgroundLogger] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_all() -> None:
     """Loggers left open at exit: flush what they hold (their threads are daemons)."""
     for logger in list(_live):
@@ -689,3 +687,20 @@ def _close_all() -> None:
             logger.close()
         except Exception:
             log.exception("promptlake: closing a background logger at exit")
+
+
+def _register_exit_flush() -> None:
+    """Run ``_close_all`` at exit while thread pools still take work: a flush stages and
+    indexes in pools, and ``concurrent.futures`` refuses new work once the interpreter's
+    thread shutdown (which runs before ``atexit``) has begun. Hooks registered there run
+    last-registered first, so this one runs before ``concurrent.futures`` closes."""
+    import concurrent.futures.thread  # noqa: F401  (registers its own hook first)
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:  # pragma: no cover - other interpreters
+        atexit.register(_close_all)
+    else:
+        register(_close_all)
+
+
+_register_exit_flush()
