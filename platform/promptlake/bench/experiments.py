@@ -38,7 +38,7 @@ def _setup(lake: Lake, items: int) -> tuple[Any, Any]:
                 f" {i % 9} records and reports the outcome of procedure {i % 5}.",
                 model="reference",
             )
-            ids.append(str(g.id))
+            ids.append(str(g))
     params = parse(
         {"dataset": {"name": "bench", "mlflow": False}, "export": {"project": project.name}}
     )

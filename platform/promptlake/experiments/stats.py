@@ -1,16 +1,15 @@
-"""The statistics experiments need, small and dependency-free: bootstrap confidence
-intervals of a mean and of a paired mean difference, the exact sign test (binomial), a
-Wilcoxon signed-rank test (scipy's when it is installed, else a normal approximation),
-and Welch's t-test for the change detector of :mod:`.trends`.
+"""The statistics experiments need, on numpy (a pandas dependency) with scipy optional:
+bootstrap confidence intervals of a mean and of a paired mean difference, the exact sign
+test (binomial), a Wilcoxon signed-rank test (scipy's when it is installed, else a normal
+approximation), and Welch's t-test for the change detector of :mod:`.trends`.
 
 Everything takes plain lists of floats and is deterministic: the bootstrap draws from a
-``random.Random`` seeded by the caller, so a comparison gives the same interval twice.
+numpy generator seeded by the caller, so a comparison gives the same interval twice.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,14 +33,6 @@ def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _quantile(ordered: Sequence[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default)."""
-    position = q * (len(ordered) - 1)
-    lo = math.floor(position)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (position - lo)
-
-
 def bootstrap_mean(
     values: Sequence[float],
     *,
@@ -49,18 +40,31 @@ def bootstrap_mean(
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """Percentile bootstrap interval of the mean."""
+    """Percentile bootstrap interval of the mean (numpy, resampled in chunks so that
+    memory stays bounded for large experiments)."""
+    import numpy as np
+
     n = len(values)
     if n == 0:
         return Interval(None, None, None, 0)
-    estimate = sum(values) / n
+    data = np.asarray(values, dtype=np.float64)
+    estimate = float(data.mean())
     if n == 1:
         return Interval(estimate, None, None, 1)
-    rng = random.Random(seed)
-    data = list(values)
-    means = sorted(sum(rng.choices(data, k=n)) / n for _ in range(samples))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(samples, 2_000_000 // n))
+    means = np.concatenate(
+        [
+            data[rng.integers(0, n, size=(min(chunk, samples - done), n))].mean(axis=1)
+            for done in range(0, samples, chunk)
+        ]
+    )
     alpha = (1 - confidence) / 2
-    return Interval(estimate, _quantile(means, alpha), _quantile(means, 1 - alpha), n)
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    # a constant sample has a degenerate interval at the estimate, not float noise around it
+    if data.min() == data.max():
+        low = high = estimate
+    return Interval(estimate, float(low), float(high), n)
 
 
 def sign_test(wins: int, losses: int) -> float:
