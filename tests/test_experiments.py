@@ -224,10 +224,27 @@ def test_task_returning_fields_and_bad_input(project, version) -> None:
             "metadata": {"temperature": 0},
         }
 
+    def picky(output, item):
+        if item.metadata["turn"] == 2:
+            raise RuntimeError("cannot judge follow-ups")
+        return 1.0
+
     report = project.experiments.run(
-        version, with_usage, name="usage", split="train", tracking=False
+        version, with_usage, [picky], name="usage", split="train", tracking=False
     )
     assert report.items == version.split_counts["train"] and report.errors == 0
+    # a scorer's failure costs that score only, and is noted on the item
+    _, noted = project.query(
+        "SELECT count(*) FILTER (WHERE metadata->'scorer_errors' ? 'picky'),"
+        " count(*) FILTER (WHERE metadata = '{}') FROM experiment_items"
+    )
+    turn2 = sum(
+        1 for i in _items(project, version) if i.split == "train" and i.metadata["turn"] == 2
+    )
+    assert (
+        noted == [(turn2, report.items - turn2)]
+        and report.scores["picky"].n == report.items - turn2
+    )
     _, rows = project.query(
         "SELECT DISTINCT m.name, g.prompt_tokens, g.metadata->>'temperature' FROM generations g"
         " JOIN models m ON m.id = g.model_id WHERE g.metadata->>'experiment' = 'usage'"

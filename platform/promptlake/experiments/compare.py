@@ -198,7 +198,7 @@ def _regressions(
         ).fetchall()
     found = {r[0]: (r[1] if r[1] is not None else _last_user_text(r[2]), r[3], r[4]) for r in rows}
     out = []
-    for _, name, item, value_a, value_b in sorted(worst, key=lambda w: (w[0], w[1], w[2])):
+    for _, name, item, value_a, value_b in sorted(worst, key=lambda w: (w[1], w[0], w[2])):
         text, output_a, output_b = found.get(item, (None, None, None))
         out.append(Regression(item, name, value_a, value_b, text, output_a, output_b))
     return out
