@@ -229,9 +229,17 @@ def test_task_returning_fields_and_bad_input(project, version) -> None:
             raise RuntimeError("cannot judge follow-ups")
         return 1.0
 
+    pv = project.prompts.register("answer", "Answer: {question}")
     report = project.experiments.run(
-        version, with_usage, [picky], name="usage", split="train", tracking=False
+        version,
+        with_usage,
+        [picky],
+        name="usage",
+        split="train",
+        tracking=False,
+        prompt_version=pv,
     )
+    assert report.experiment.prompt_version_id == pv.id
     assert report.items == version.split_counts["train"] and report.errors == 0
     # a scorer's failure costs that score only, and is noted on the item
     _, noted = project.query(
@@ -250,6 +258,12 @@ def test_task_returning_fields_and_bad_input(project, version) -> None:
         " JOIN models m ON m.id = g.model_id WHERE g.metadata->>'experiment' = 'usage'"
     )
     assert rows == [("candidate-1", 10, "0")]
+    _, linked = project.query(
+        "SELECT DISTINCT prompt_version_id FROM generations WHERE metadata->>'experiment' = 'usage'"
+    )
+    assert linked == [(pv.id,)]
+    points = project.experiments.trends("picky").points
+    assert {p.prompt_version for p in points} == {None, "answer v1"}
     wrong = project.experiments.run(
         version, lambda item: {"outptu": "x"}, name="typo", tracking=False
     )
@@ -421,6 +435,7 @@ def test_trends_flag_a_drop(project) -> None:
     p = report.points[3]
     assert p.calls == 12 and p.score.n == 12 and p.score.low < 0.8 < p.score.high
     assert p.total_tokens == 12 * 13
+    assert p.error_rate.estimate == 0 and 0 < p.error_rate.high < 0.3
     weekly = project.experiments.trends("quality", by="week")
     assert sum(p.calls for p in weekly.points) == 168
     result = CliRunner().invoke(
@@ -476,6 +491,7 @@ def test_scorers_unit() -> None:
         JsonSchema({"type": "nonsense"})
     assert Length("words")("one two three", item).value == 3
     assert Refusal()("I'm sorry, but I can't help with that.", item).value is True
+    assert Refusal()("I’m sorry, but I can’t do that.", item).value is True
     assert Refusal()("Sure! Here is how to sort a list.", item).value is False
     assert Rouge("rouge1")("The answer is 42.", item).value == pytest.approx(1.0)
     assert ExactMatch()("x", Item(uuid.uuid4(), "q")) is None  # no reference: no score

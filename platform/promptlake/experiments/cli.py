@@ -312,7 +312,7 @@ def trends(
                 p["model"],
                 p["prompt_version"],
                 p["calls"],
-                f"{p['error_rate']:.1%}",
+                f"{p['error_rate']['estimate']:.1%}",
                 p["total_tokens"],
                 f"{p['cost_usd']:.4f}",
                 _fmt(p["latency_p50_ms"], 0),

@@ -216,3 +216,14 @@ def _t_cdf(t: float, df: float) -> float:
         return float(student_t.cdf(t, df))
     except ImportError:  # normal approximation, fine for the df a daily series has
         return 0.5 * math.erfc(-t / math.sqrt(2))
+
+
+def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """A proportion with its Wilson score interval (sound near 0 and 1, unlike Wald's)."""
+    if n == 0:
+        return Interval(None, None, None, 0)
+    z = _normal_quantile(1 - (1 - confidence) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n)

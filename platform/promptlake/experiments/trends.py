@@ -2,13 +2,14 @@
 or week, with confidence intervals and a detector that flags significant drops.
 
 Each point is one (model, prompt version, period) of the generations created in that
-period (UTC): calls, error rate, tokens, cost, median latency, and the mean of the score
-(booleans as 0/1; several scores of one generation averaged) with a t interval. The change
-detector compares each point with the pooled previous ``window`` points of the same series
-by Welch's one-sided t-test and flags it when the mean fell by at least ``min_drop`` with
-p below ``alpha`` (default 0.01: a long daily series tests many points, so a loose level
-would raise false alarms). Everything is computed from per-group counts, means and
-variances aggregated in PostgreSQL, so a year of generations is one query per side.
+period (UTC): calls, error rate (with a Wilson interval), tokens, cost, median latency,
+and the mean of the score (booleans as 0/1; several scores of one generation averaged)
+with a t interval. The change detector compares each point with the pooled previous
+``window`` points of the same series by Welch's one-sided t-test and flags it when the
+mean fell by at least ``min_drop`` with p below ``alpha`` (default 0.01: a long daily
+series tests many points, so a loose level would raise false alarms). Everything is
+computed from per-group counts, means and variances aggregated in PostgreSQL, so a year
+of generations is one query per side.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem, ValidationError
-from .stats import Interval, pooled, t_interval, welch_summary
+from .stats import Interval, pooled, t_interval, welch_summary, wilson
 
 if TYPE_CHECKING:
     from ..client import Project
@@ -30,7 +31,7 @@ class TrendPoint:
     model: str | None
     prompt_version: str | None  # "template vN"
     calls: int
-    error_rate: float
+    error_rate: Interval  # with its Wilson interval
     total_tokens: int
     cost_usd: float
     latency_p50_ms: float | None
@@ -45,7 +46,7 @@ class TrendPoint:
             "model": self.model,
             "prompt_version": self.prompt_version,
             "calls": self.calls,
-            "error_rate": self.error_rate,
+            "error_rate": self.error_rate.to_dict(),
             "total_tokens": self.total_tokens,
             "cost_usd": self.cost_usd,
             "latency_p50_ms": self.latency_p50_ms,
@@ -168,7 +169,7 @@ def trends(
                     model_name,
                     version,
                     int(calls),
-                    errors / calls if calls else 0.0,
+                    wilson(int(errors), int(calls), confidence),
                     int(tokens),
                     float(cost),
                     None if p50 is None else float(p50),
