@@ -404,13 +404,12 @@ def _open(
     split: str | None,
     task_label: str,
     model: str | None,
-    prompt_version: uuid.UUID | None,
     params: dict[str, Any],
     tracking: bool,
     tracking_uri: str | None,
-) -> tuple[Experiment, TrackedRun, bool]:
-    """The experiment called ``name`` (checked to match) and its run, ready to enter;
-    created (with a new run, linked to the dataset version) when new."""
+) -> tuple[Experiment | None, TrackedRun]:
+    """The experiment called ``name`` (checked to match the dataset version and split)
+    and its run, ready to enter; for a new name, None and a new run."""
     existing = find(project, "e.name = %s", (name,))
     if existing:
         e = existing[0]
@@ -424,10 +423,8 @@ def _open(
                     )
                 ]
             )
-        return (
-            e,
-            _ResumedRun(project, e.run_id, f"experiment:{name}", e.mlflow_run_id, tracking_uri),
-            False,
+        return e, _ResumedRun(
+            project, e.run_id, f"experiment:{name}", e.mlflow_run_id, tracking_uri
         )
     flat = {
         "dataset": version.name,
@@ -439,7 +436,7 @@ def _open(
     run = project.run(
         f"experiment:{name}", model=model, params=flat, tracking=tracking, tracking_uri=tracking_uri
     )
-    return None, run, True  # type: ignore[return-value]
+    return None, run
 
 
 def _create(
@@ -545,7 +542,7 @@ def run(
         raise ValidationError(problems)
     scorer_objects = _scorer_list(scorers)
     version = get_version(project, dataset)
-    label = getattr(task, "__promptlake_task__", None) or _describe(task)
+    label = _describe(task)
     pv = None if prompt_version is None else as_uuid(prompt_version)
     name = name or f"{label.rsplit(':', 1)[-1]} on {version.name}@{version.md5[:8]}" + (
         f"/{split}" if split else ""
@@ -556,18 +553,19 @@ def run(
         "retries": retries,
         **dict(params or {}),
     }
-    experiment, tracked, created = _open(
-        project, name, version, split, label, model, pv, stored_params, tracking, tracking_uri
+    found, tracked = _open(
+        project, name, version, split, label, model, stored_params, tracking, tracking_uri
     )
     for scorer in scorer_objects:
         scorer.bind(project)
     started = time.perf_counter()
     with tracked as active:
-        if created:
+        if found is None:
             experiment = _create(
                 project, active, name, version, split, label, model, pv, stored_params
             )
         else:
+            experiment = found
             _set_status(project, experiment.id, "running")
         items = dataset_items(project, version.id, split)
         with project.lake._transaction(project) as conn:
