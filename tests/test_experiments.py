@@ -114,7 +114,8 @@ class Interrupt(BaseException):
     """Stands in for Ctrl-C in the middle of an experiment."""
 
 
-def test_resumed_experiment_runs_no_item_twice(project, version) -> None:
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_resumed_experiment_runs_no_item_twice(project, version, concurrency) -> None:
     calls: list[uuid.UUID] = []
     lock = threading.Lock()
 
@@ -131,7 +132,7 @@ def test_resumed_experiment_runs_no_item_twice(project, version) -> None:
             interrupted,
             ["exact_match"],
             name="resumable",
-            concurrency=2,
+            concurrency=concurrency,
             batch_size=4,
             tracking=False,
         )
@@ -144,6 +145,8 @@ def test_resumed_experiment_runs_no_item_twice(project, version) -> None:
     # what finished before the interruption was kept (other workers may have finished a
     # few more items meanwhile); the interrupted item was not
     assert 0 < len(done) < 60 and calls[24] not in done
+    if concurrency == 1:  # in this thread: exactly the items before the interrupted one
+        assert done == set(calls[:24])
 
     second: list[uuid.UUID] = []
 

@@ -22,8 +22,9 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -652,22 +653,14 @@ def _set_status(project: Project, experiment_id: uuid.UUID, status: str) -> None
         )
 
 
-def _execute(
-    project: Project,
-    job: _Job,
-    todo: list[Item],
-    concurrency: int,
-    batch_size: int,
-    advance: Callable[[int, int], None],
-    done: int,
-    total: int,
-) -> tuple[int, int]:
-    """Run the items on ``concurrency`` threads; write finished ones in batches (at least
-    once a second). Returns (items run, items failed)."""
-    buffer: list[_Outcome] = []
-    ran = errors = 0
-    last_flush = time.monotonic()
-    advance(done, total)
+def _finished(job: _Job, todo: list[Item], concurrency: int) -> Iterator[list[_Outcome]]:
+    """Outcomes as items finish: in this thread at concurrency 1 (no hand-offs between
+    threads), else on a pool of ``concurrency`` threads with a short queue; an empty list
+    at least once a second, so the caller can write what it holds."""
+    if concurrency == 1:
+        for item in todo:
+            yield [job.work(item)]
+        return
     pending: set[Future] = set()
     queue = iter(todo)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="experiment") as pool:
@@ -680,25 +673,46 @@ def _execute(
                     context = contextvars.copy_context()  # the run's id reaches the task's logs
                     pending.add(pool.submit(context.run, job.work, item))
                 if not pending:
-                    break
+                    return
                 finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    outcome = future.result()
-                    buffer.append(outcome)
-                    ran += 1
-                    errors += outcome.row is None
+                yield [future.result() for future in finished]
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _execute(
+    project: Project,
+    job: _Job,
+    todo: list[Item],
+    concurrency: int,
+    batch_size: int,
+    advance: Callable[[int, int], None],
+    done: int,
+    total: int,
+) -> tuple[int, int]:
+    """Run the items; write finished ones in batches (at least once a second). Returns
+    (items run, items failed)."""
+    buffer: list[_Outcome] = []
+    ran = errors = 0
+    last_flush = time.monotonic()
+    advance(done, total)
+    try:
+        with closing(_finished(job, todo, concurrency)) as outcomes:
+            for finished in outcomes:
+                buffer += finished
+                ran += len(finished)
+                errors += sum(o.row is None for o in finished)
                 if len(buffer) >= batch_size or (buffer and time.monotonic() - last_flush >= 1.0):
                     batch, buffer = buffer, []
                     _flush(project, job.experiment.id, batch)
                     done += len(batch)
                     advance(done, total)
                     last_flush = time.monotonic()
-        finally:
-            for future in pending:
-                future.cancel()
-            # what finished is kept, so an interrupted experiment resumes after it
-            batch, buffer = buffer, []
-            _flush(project, job.experiment.id, batch)
-            if batch:
-                advance(done + len(batch), total)
+    finally:
+        # what finished is kept, so an interrupted experiment resumes after it
+        batch, buffer = buffer, []
+        _flush(project, job.experiment.id, batch)
+        if batch:
+            advance(done + len(batch), total)
     return ran, errors
