@@ -480,14 +480,21 @@ def experiment_scores(project: Project, experiment_id: uuid.UUID) -> dict[str, l
     """Per score name, (item id, value) of the experiment's ok items (booleans as 0/1;
     several scores of one name on a generation are averaged)."""
     with project.lake._transaction(project) as conn:
-        rows = conn.execute(
-            "SELECT s.name, i.item_id, avg(coalesce(s.value_numeric, s.value_bool::int))"
-            " FROM experiment_items i JOIN scores s ON s.project_id = i.project_id"
-            " AND s.generation_id = i.generation_id"
-            " WHERE i.project_id = %s AND i.experiment_id = %s AND i.status = 'ok'"
-            " AND s.data_type <> 'categorical' GROUP BY 1, 2 ORDER BY 1, 2",
-            (project.id, experiment_id),
+        items = dict(
+            conn.execute(
+                "SELECT generation_id, item_id FROM experiment_items"
+                " WHERE project_id = %s AND experiment_id = %s AND status = 'ok'",
+                (project.id, experiment_id),
+            ).fetchall()
+        )
+        # keys first, then scores by generation id (see items.generations_by_id)
+        scored = conn.execute(
+            "SELECT name, generation_id, avg(coalesce(value_numeric, value_bool::int))"
+            " FROM scores WHERE project_id = %s AND generation_id = ANY(%s)"
+            " AND data_type <> 'categorical' GROUP BY 1, 2",
+            (project.id, list(items)),
         ).fetchall()
+    rows = sorted((name, items[gid], value) for name, gid, value in scored)
     out: dict[str, list[tuple]] = {}
     for name, item_id, value in rows:
         out.setdefault(name, []).append((item_id, float(value)))

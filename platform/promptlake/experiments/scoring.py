@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..access import as_uuid, require_member
 from ..errors import Problem, ValidationError
 from ..scores import insert_scores
-from .items import Item, item_from_row
+from .items import Item, generations_by_id, item_from_row
 from .runner import Experiment, _scorer_list, apply_scorers, get, score_id
 
 if TYPE_CHECKING:
@@ -63,16 +63,22 @@ def _targets(project: Project, selection: Any) -> list[tuple[uuid.UUID, str | No
     with project.lake._transaction(project) as conn:
         if isinstance(selection, Experiment | str) and not _looks_like_uuid(selection):
             experiment = get(project, selection)
-            rows = conn.execute(
-                "SELECT i.generation_id, g.output, d.id, d.input_text, d.input_messages,"
-                " d.output, d.metadata FROM experiment_items i"
-                " JOIN generations g ON g.project_id = i.project_id AND g.id = i.generation_id"
-                " JOIN generations d ON d.project_id = i.project_id AND d.id = i.item_id"
-                " WHERE i.project_id = %s AND i.experiment_id = %s AND i.status = 'ok'"
-                " ORDER BY i.item_id",
+            pairs = conn.execute(
+                "SELECT item_id, generation_id FROM experiment_items"
+                " WHERE project_id = %s AND experiment_id = %s AND status = 'ok'"
+                " ORDER BY item_id",
                 (project.id, experiment.id),
             ).fetchall()
-            return [(r[0], r[1], item_from_row((*r[2:], None, None))) for r in rows]
+            # keys first, then rows by id (see items.generations_by_id)
+            outputs = generations_by_id(conn, project, [g for _, g in pairs])
+            inputs = generations_by_id(conn, project, [i for i, _ in pairs])
+            out = []
+            for item_id, gid in pairs:
+                if gid in outputs and item_id in inputs:
+                    _, text, messages, expected, metadata, _ = inputs[item_id]
+                    item = item_from_row((item_id, text, messages, expected, metadata, None, None))
+                    out.append((gid, outputs[gid][3], item))
+            return out
         if isinstance(selection, Selection):
             where, params = selection.where()
             query = f"SELECT {_GEN} FROM generations g WHERE " + where.as_string(conn)
@@ -166,8 +172,13 @@ def _score_targets(
         missing = [s for s in scorers if score_id(gid, s.name) not in have]
         return apply_scorers(missing, gid, output, item, max_bytes) if missing else ([], {})
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = list(pool.map(one, targets))
+    if len(have) == len(wanted):
+        return report  # nothing missing (a resumed experiment, usually)
+    if concurrency == 1:
+        results = [one(t) for t in targets]
+    else:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            results = list(pool.map(one, targets))
     rows = [r for rs, _ in results for r in rs]
     for _, errors in results:
         for name in errors:
