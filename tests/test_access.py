@@ -18,8 +18,9 @@ PROJECT_TABLES = sorted(
 )
 ANALYTICS = {"usage_daily", "score_trends", "session_stats", "duplicate_rates",
              "synthetic_share", "pii_rates", "run_metrics"}  # fmt: skip
+EXPERIMENTS = {"experiments", "experiment_items", "experiment_results", "experiment_comparison"}
 VIEWS = ["project_usage", "generation_canonical", "dedup_rates", "dataset_lineage",
-         *sorted(ANALYTICS)]  # fmt: skip
+         "experiment_results", "experiment_comparison", *sorted(ANALYTICS)]  # fmt: skip
 DEDUP = {"dedup_indexes", "dedup_clusters", "dedup_members", "dedup_signatures",
          "generation_embeddings", "generation_canonical", "dedup_rates",
          "generation_search", "documents", "document_chunks",
@@ -28,11 +29,11 @@ DEDUP = {"dedup_indexes", "dedup_clusters", "dedup_members", "dedup_signatures",
 
 # what each member role may read in its own project (everything else: zero rows)
 READABLE = {
-    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP | ANALYTICS,
+    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP | ANALYTICS | EXPERIMENTS,
     "analyst": {
         "sessions", "generations", "scores", "attachments", "models", "prompt_templates",
         "prompt_versions", "prompt_labels", "runs", "pii_policies", "pii_findings",
-        "project_members", "projects", "project_usage", *DEDUP, *ANALYTICS,
+        "project_members", "projects", "project_usage", *DEDUP, *ANALYTICS, *EXPERIMENTS,
     },
     "writer": {
         "models", "prompt_templates", "prompt_versions", "prompt_labels", "runs", "pii_policies",
@@ -40,6 +41,7 @@ READABLE = {
         "run_metrics",  # runs are readable to writers; their generations count 0
         "documents", "document_chunks",  # RAG apps log as writers and retrieve
         "dataset_versions", "run_datasets", "dataset_lineage",  # training jobs link cuts
+        "experiments",  # experiment metadata, never item results
     },
     "viewer": {"project_members", "projects", "project_usage"},
 }  # fmt: skip
@@ -79,6 +81,10 @@ FILL = [
     " VALUES (:p, :g, :g, 'train')",
     "INSERT INTO run_datasets (project_id, run_id, dataset_version_id, context)"
     " SELECT :p, id, :g, 'training' FROM runs WHERE project_id = :p",
+    "INSERT INTO experiments (project_id, id, name, dataset_version_id)"
+    " VALUES (:p, :g, 'e1', :g), (:p, gen_random_uuid(), 'e2', :g)",
+    "INSERT INTO experiment_items (project_id, experiment_id, item_id, generation_id, status)"
+    " SELECT :p, id, :g, :g, 'ok' FROM experiments WHERE project_id = :p",
 ]
 
 

@@ -82,9 +82,10 @@ def test_run_tags_generations_and_logs_metrics_to_mlflow(lake, project, dbq, mlf
     assert got.data.tags["promptlake.run_id"] == str(run.id)
     assert client.get_experiment(got.info.experiment_id).name == "promptlake/test-project"
     _, app_tables = dbq(
-        "SELECT count(*) FROM pg_tables WHERE tablename IN ('experiments', 'metrics')"
+        "SELECT count(*) FROM pg_tables WHERE tablename IN ('latest_metrics', 'metrics')"
     )
-    assert app_tables == [(0,)]  # MLflow's tables are not in the application database
+    # MLflow's tables are not in the application database (whose `experiments` is ours)
+    assert app_tables == [(0,)]
 
 
 def test_failed_block_marks_the_run_failed(project, dbq, mlflow_store) -> None:

@@ -1059,10 +1059,25 @@ def bench_tracking(rows: int, repeats: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@bench.command(name="experiments")
+@click.option("--items", default=500, show_default=True, type=click.IntRange(10))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_experiments(items: int, as_json: bool) -> None:
+    """Per-item overhead of proj.experiments.run against calling the task in a loop."""
+    from .bench.experiments import format_report, run_experiments_bench
+
+    with _lake() as lake:
+        result = run_experiments_bench(lake, items=items)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 def _register_subcommands() -> None:
     from .datasets.cli import dataset
+    from .experiments.cli import experiment, trends
 
     main.add_command(dataset)
+    main.add_command(experiment)
+    main.add_command(trends)
 
 
 _register_subcommands()

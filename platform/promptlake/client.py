@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
     from .ingest.background import BackgroundLogger
+    from .experiments import Experiments
     from .ingest.importers import ImportReport
     from .privacy.erase import ErasureReport
     from .privacy.policy import Policy
@@ -509,6 +510,14 @@ class Project:
         from .datasets import Datasets
 
         return Datasets(self)
+
+    @property
+    def experiments(self) -> Experiments:
+        """Tasks run over dataset versions, scored and compared (``run``, ``score``,
+        ``compare``, ``list``, ``results``, ``trends``)."""
+        from .experiments import Experiments
+
+        return Experiments(self)
 
     def retrieve(self, query: str, k: int = 5, **options: Any) -> list:
         """The ``k`` corpus chunks closest to ``query``; pass them to ``log(retrieved=...)``."""

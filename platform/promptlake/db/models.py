@@ -751,3 +751,66 @@ class RunDataset(Base):
     dataset_version_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     context: Mapped[str] = mapped_column(comment="training, evaluation, ...")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+EXPERIMENT_ITEM_STATUSES = ("ok", "error")
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        _project_fk(["dataset_version_id"], "dataset_versions", ondelete="CASCADE"),
+        _project_fk(["run_id"], "runs"),
+        _project_fk(["model_id"], "models"),
+        _project_fk(["prompt_version_id"], "prompt_versions"),
+        UniqueConstraint("project_id", "name"),
+        CheckConstraint(f"split IS NULL OR {_in('split', DATASET_SPLITS)}", name="split"),
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        {"comment": "A task run over a dataset version and scored (see experiments/)."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(comment="Unique per project; rerunning it resumes.")
+    dataset_version_id: Mapped[uuid.UUID]
+    split: Mapped[str | None] = mapped_column(comment="The split it ran on; NULL: all of them.")
+    run_id: Mapped[uuid.UUID | None] = mapped_column(comment="The run its generations carry.")
+    model_id: Mapped[uuid.UUID | None]
+    prompt_version_id: Mapped[uuid.UUID | None]
+    task: Mapped[str | None] = mapped_column(comment="The task, as module:function or repr.")
+    params: Mapped[dict[str, Any]] = mapped_column(
+        server_default=EMPTY_JSON, comment="Scorers, concurrency, retries, user params."
+    )
+    status: Mapped[str] = mapped_column(server_default=text("'running'"))
+    created_by: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class ExperimentItem(Base):
+    __tablename__ = "experiment_items"
+    __table_args__ = (
+        _project_fk(["experiment_id"], "experiments", ondelete="CASCADE"),
+        _project_fk(["item_id"], "generations", ondelete="CASCADE"),
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        CheckConstraint(_in("status", EXPERIMENT_ITEM_STATUSES), name="status"),
+        Index(None, "project_id", "generation_id"),
+        {"comment": "An experiment's dataset item: the task's generation, or its error."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    experiment_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    item_id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, comment="The dataset's generation (input and reference output)."
+    )
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(comment="What the task produced.")
+    status: Mapped[str] = mapped_column(comment="ok, or error (the task raised every attempt).")
+    error: Mapped[str | None] = mapped_column(comment="The task's last error.")
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
+    latency_ms: Mapped[float | None] = mapped_column(Double, comment="The task's wall time.")
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", server_default=EMPTY_JSON, comment="Scorer errors and such."
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
