@@ -328,7 +328,7 @@ def test_metrics_go_to_mlflow_and_views_follow_rls(project, version, lake, mlflo
 
     from promptlake.tracking.runs import default_tracking_uri
 
-    client = MlflowClient(default_tracking_uri(project.lake.url))
+    client = MlflowClient(default_tracking_uri(project.lake.url, project.id))
     ra = client.get_run(a.experiment.mlflow_run_id)
     assert ra.data.metrics["experiment.exact_match.mean"] == 1.0
     assert ra.data.metrics["score.exact_match"] == 1.0 and ra.data.params["model"] == "gpt-4"
@@ -358,10 +358,9 @@ def test_metrics_go_to_mlflow_and_views_follow_rls(project, version, lake, mlflo
     with promptlake.connect(principal="wri") as as_wri:
         p = as_wri.project("test-project", create=False)
         assert {e.name for e in p.experiments.list()} == {"a", "b"}  # metadata only
-        _, seen = p.query(
-            "SELECT (SELECT count(*) FROM experiment_items), (SELECT count(*) FROM experiments)"
-        )
-        assert seen == [(0, 2)]  # row-level security: no item results for writers
+        assert p.query("SELECT count(*) FROM experiments")[1] == [(2,)]
+        with pytest.raises(PermissionDeniedError):  # its own login: no item results at all
+            p.query("SELECT count(*) FROM experiment_items")
     _, seen = lake.project("other").query("SELECT count(*) FROM experiment_results")
     assert seen == [(0,)]
 

@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from .access import AuditEntry, Member
     from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
-    from .ingest.background import BackgroundLogger
     from .experiments import Experiments
+    from .ingest.background import BackgroundLogger
     from .ingest.importers import ImportReport
     from .privacy.erase import ErasureReport
     from .privacy.policy import Policy

@@ -230,7 +230,7 @@ def _log(project: Project, result: Comparison, tracking_uri: str | None) -> None
 
     from ..tracking.runs import _mlflow_client, default_tracking_uri
 
-    client = _mlflow_client(tracking_uri or default_tracking_uri(project.lake.url))
+    client = _mlflow_client(tracking_uri or default_tracking_uri(project.lake.url, project.id))
     now = int(time.time() * 1000)
     prefix = f"compare.{_metric_name(result.a.name)}"
     metrics = []

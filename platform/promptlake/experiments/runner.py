@@ -187,7 +187,9 @@ class _ResumedRun(TrackedRun):
                 (self.project.id, self.id),
             )
         if self.mlflow_run_id is not None:
-            self.tracking_uri = self.tracking_uri or default_tracking_uri(self.project.lake.url)
+            self.tracking_uri = self.tracking_uri or default_tracking_uri(
+                self.project.lake.url, self.project.id
+            )
             _mlflow_client(self.tracking_uri).update_run(self.mlflow_run_id, status="RUNNING")
         self._token = ACTIVE_RUN.set((self.project.id, self.id))
         return self
