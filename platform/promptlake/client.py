@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .privacy.policy import Policy
     from .search import IndexReport
     from .search.corpus import Corpus
+    from .server.keys import ApiKeys
     from .tracking.runs import TrackedRun
 
 
@@ -385,6 +386,14 @@ class Project:
         from .datasets import Datasets
 
         return Datasets(self)
+
+    @property
+    def keys(self) -> ApiKeys:
+        """The project's API keys for ``promptlake serve``: ``create(role)``, ``list()``,
+        ``revoke(prefix)`` (admins only; see :mod:`promptlake.server.keys`)."""
+        from .server.keys import ApiKeys
+
+        return ApiKeys(self)
 
     def retrieve(self, query: str, k: int = 5, **options: Any) -> list:
         """The ``k`` corpus chunks closest to ``query``; pass them to ``log(retrieved=...)``."""
