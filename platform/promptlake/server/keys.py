@@ -163,9 +163,8 @@ class ApiKeys:
                         hash_key(secret),
                     ),
                 )
-                write_audit(
-                    conn, project, "create_api_key", prefix, {"role": role, "principal": who}
-                )
+                # the audit's actions are fixed (migration 0002): a key is a grant
+                write_audit(conn, project, "grant", who, {"role": role, "api_key": prefix})
         except PermissionDeniedError:
             raise PermissionDeniedError(
                 f"{lake.principal!r} may not make API keys in {project.name!r}: only its admins can"
@@ -201,7 +200,13 @@ class ApiKeys:
                 " WHERE project_id = %s AND id = %s",
                 (self.project.id, found.id),
             )
-            write_audit(conn, self.project, "revoke_api_key", found.prefix, {})
+            write_audit(
+                conn,
+                self.project,
+                "revoke",
+                found.principal,
+                {"role": found.role, "api_key": found.prefix},
+            )
         return self.get(found.prefix)
 
 
