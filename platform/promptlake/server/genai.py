@@ -360,9 +360,9 @@ def generation_fields(span: SpanInfo, kind: str) -> dict[str, Any]:
         fields["latency_ms"] = (span.end_ns - span.start_ns) / 1e6
     if span.start_ns:
         fields["created_at"] = span.start_ns / 1e9
-    tags = a.get("tag.tags")
+    tags = a.values.get("tag.tags")
     if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
-        fields["tags"] = tags
+        fields["tags"] = a.get("tag.tags")  # anything else stays among the attributes
     fields["_conversation"] = a.get("gen_ai.conversation.id", "session.id")
     fields["_end_user"] = a.get("user.id", "enduser.id")
     meta["otel"] = {

@@ -80,13 +80,25 @@ def _rewrite_ids(doc: Any) -> None:
     """OTLP/JSON's hex ids -> the base64 protobuf's JSON mapping reads."""
     if not isinstance(doc, dict):
         raise BadRequest("the JSON body must be an object with resourceSpans")
-    for r, resource in enumerate(doc.get("resourceSpans") or []):
+
+    def listed(value: Any, where: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise BadRequest(f"{where} must be a list (an OTLP ExportTraceServiceRequest)")
+        return value
+
+    for r, resource in enumerate(listed(doc.get("resourceSpans"), "resourceSpans")):
         if not isinstance(resource, dict):
             raise BadRequest(f"resourceSpans[{r}] must be an object")
-        for s, scope in enumerate(resource.get("scopeSpans") or []):
+        for s, scope in enumerate(
+            listed(resource.get("scopeSpans"), f"resourceSpans[{r}].scopeSpans")
+        ):
             if not isinstance(scope, dict):
                 raise BadRequest(f"resourceSpans[{r}].scopeSpans[{s}] must be an object")
-            for i, span in enumerate(scope.get("spans") or []):
+            for i, span in enumerate(
+                listed(scope.get("spans"), f"resourceSpans[{r}].scopeSpans[{s}].spans")
+            ):
                 if not isinstance(span, dict):
                     raise BadRequest(
                         f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}] must be an object"
