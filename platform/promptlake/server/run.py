@@ -53,9 +53,15 @@ class ThreadedServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(lake, config)
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                           access_log=False, lifespan="on")
-        )  # fmt: skip
+            uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -88,8 +94,10 @@ def start_process(
     log = (home / f"serve-{port}.log").open("ab")
     process = subprocess.Popen(
         [*command, "serve", "--port", str(port), "--log-level", "warning", *(extra or [])],
-        env=env, stdout=log, stderr=log,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     log.close()
     try:
         wait_ready(f"http://127.0.0.1:{port}", process=process)
