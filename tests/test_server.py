@@ -77,7 +77,7 @@ def _ids(span) -> tuple[str, str]:
 
 
 def _gid(project, span) -> uuid.UUID:
-    return span_generation_id(project.id, *_ids(span))
+    return span_generation_id(project.id, *_ids(span), span.start_time)
 
 
 def _agent_trace(tracer) -> None:
@@ -260,6 +260,7 @@ def _json_body(*spans: dict) -> dict:
 
 
 TRACE = "5b8efff798038103d269b633813fc60c"
+START = 1764806400000000000
 
 
 def test_otlp_json_hex_ids_integer_enums_older_and_openinference_spans(server, project, writer_key):
@@ -343,7 +344,7 @@ def test_otlp_json_hex_ids_integer_enums_older_and_openinference_spans(server, p
     assert response.headers["content-type"].startswith("application/json")
     assert response.json() == {}  # full success: no partialSuccess
 
-    g_old = project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b174"))
+    g_old = project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b174", START))
     assert (g_old.model, g_old.status, g_old.error) == ("claude-3-5-sonnet", "error", "overloaded")
     assert g_old.metadata["provider"] == "anthropic"
     assert g_old.metadata["usage"] == {"cached_input_tokens": 3}
@@ -353,7 +354,7 @@ def test_otlp_json_hex_ids_integer_enums_older_and_openinference_spans(server, p
     assert g_old.latency_ms == pytest.approx(1500.0)
     assert g_old.metadata["otel"]["resource"] == {"service.name": "checkout-ts"}
 
-    g_oi = project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b175"))
+    g_oi = project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b175", START))
     assert (g_oi.model, g_oi.params, g_oi.output) == ("gpt-4o-mini", {"temperature": 0.7}, "4")
     assert g_oi.input_messages == [{"role": "user", "content": "2+2?"}]
     assert g_oi.parent_id == g_old.id
@@ -361,12 +362,12 @@ def test_otlp_json_hex_ids_integer_enums_older_and_openinference_spans(server, p
     assert g_oi.session_id == conversation_session_id(project.id, "s-oi")
     assert g_oi.metadata["attributes"] == {"tag.tags": "not-a-list"}  # not a list: kept
 
-    g_ev = project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b176"))
+    g_ev = project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b176", START))
     assert g_ev.input_messages == [{"role": "user", "content": "Tell me a joke"}]
     assert g_ev.output == "Knock knock."
     assert [e["name"] for e in g_ev.metadata["events"]] == ["custom.event"]
     with pytest.raises(promptlake_not_found()):
-        project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b177"))
+        project.generation(span_generation_id(project.id, TRACE, "eee19b7ec3c1b177", START))
 
 
 def promptlake_not_found():
@@ -492,7 +493,8 @@ def test_gzip_json_export_is_stored(server, project, writer_key):
     )
     assert response.status_code == 200, response.text
     assert (
-        project.generation(span_generation_id(project.id, TRACE, "bbbbbbbbbbbbbbb1")).model == "m"
+        project.generation(span_generation_id(project.id, TRACE, "bbbbbbbbbbbbbbb1", START)).model
+        == "m"
     )
 
 
@@ -521,7 +523,7 @@ def test_keys_missing_wrong_revoked_and_roles(server, project, writer_key, dbq):
 
     # the writer key writes but cannot read; the analyst key reads
     assert httpx.post(url, json=body, headers=_auth(writer_key)).status_code == 200
-    gid = span_generation_id(project.id, TRACE, "ccccccccccccccc1")
+    gid = span_generation_id(project.id, TRACE, "ccccccccccccccc1", START)
     read = server.url + f"/v1/generations/{gid}"
     assert httpx.get(read, headers=_auth(writer_key)).status_code == 403
     got = httpx.get(read, headers=_auth(analyst))

@@ -196,6 +196,7 @@ class Ingestor:
                     else:
                         ids[label] = w.log(item=label, **item.fields)
             w.flush()
+            self._retry_children(jobs, labels, ids)
         except DatabaseUnavailableError as exc:
             w.reset()
             w.stats.rejected.clear()
@@ -228,6 +229,34 @@ class Ingestor:
             self._resolve(job, JobResult(accepted, rejected.get(n, [])))
         self.batches += 1
         log.debug("flushed %d jobs in %.3f s", len(jobs), time.monotonic() - started)
+
+    def _retry_children(self, jobs: list[Job], labels: dict, ids: dict) -> None:
+        """Log again (and flush) the items refused only because their parent was not
+        stored yet when they were inserted (a parent later in the batch's id order: a
+        clock that ran behind), now that the parent is; a few rounds at most."""
+        w = self._writer
+        fields = {
+            f"{n}:{item.label}": item.fields
+            for n, job in enumerate(jobs)
+            for item in job.items
+            if item.kind == "generation"
+        }
+        for _ in range(3):
+            refused = {r.item for r in w.stats.rejected}
+            stored = {ids[label] for label in labels if label not in refused and ids.get(label)}
+            retry = [
+                r
+                for r in w.stats.rejected
+                if r.item in fields
+                and all(p.field == "parent" for p in r.problems)
+                and fields[r.item].get("parent") in stored
+            ]
+            if not retry:
+                return
+            for rejection in retry:
+                w.stats.rejected.remove(rejection)
+                ids[rejection.item] = w.log(item=rejection.item, **fields[rejection.item])
+            w.flush()
 
     def _resolve(self, job: Job, result: Any) -> None:
         with self._lock:

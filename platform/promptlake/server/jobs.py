@@ -11,6 +11,7 @@ stays in ``metadata.otel.parent_span_id``.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections import OrderedDict
@@ -29,8 +30,20 @@ SCORE_FIELDS = frozenset(
 )
 
 
-def span_generation_id(project_id: uuid.UUID, trace_id: str, span_id: str) -> uuid.UUID:
-    return uuid.uuid5(NAMESPACE, f"{project_id}/span/{trace_id}/{span_id}")
+def span_generation_id(
+    project_id: uuid.UUID, trace_id: str, span_id: str, start_ns: int
+) -> uuid.UUID:
+    """The generation id of a span: the same for every export of it, and in time order
+    like the ids ``log`` makes (UUIDv7's layout, version 8: the span's start in ms, 12 bits
+    of the sub-millisecond rest, then a hash of project, trace and span). The bulk writer
+    inserts a batch in id order, so a parent (which starts first) is inserted before the
+    generations that refer to it."""
+    digest = hashlib.sha256(f"{project_id}/span/{trace_id}/{span_id}".encode()).digest()
+    ms, rest = divmod(max(0, start_ns), 1_000_000)
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x8 << 76 | (rest * 4096 // 1_000_000) << 64
+    value |= 0b10 << 62 | int.from_bytes(digest[:8], "big") & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
 
 
 def conversation_session_id(project_id: uuid.UUID, conversation: str) -> uuid.UUID:
@@ -87,7 +100,11 @@ def trace_job(
     mapped: list[tuple[SpanInfo, str, uuid.UUID]] = []
     for span in spans:
         kind = span_kind(span)
-        gen = span_generation_id(project_id, span.trace_id, span.span_id) if kind else None
+        gen = (
+            span_generation_id(project_id, span.trace_id, span.span_id, span.start_ns)
+            if kind
+            else None
+        )
         registry.add(span.trace_id, span.span_id, span.parent_span_id, gen)
         if kind is not None and gen is not None:
             mapped.append((span, kind, gen))
