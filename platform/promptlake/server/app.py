@@ -43,7 +43,7 @@ from starlette.routing import Route
 
 from ..errors import DatabaseUnavailableError, NotFoundError, PromptLakeError
 from . import otlp
-from .ingest import Ingestor, JobResult, Overloaded
+from .ingest import Ingestor, JobResult, Overloaded, prepare
 from .jobs import SpanRegistry, batch_job, problems_json, trace_job
 from .keys import Authenticated, AuthError, authenticate, bearer_key
 
@@ -279,16 +279,19 @@ async def traces(request: Request) -> Response:
     body = await _body(request, state.config.max_body_bytes)
     registry = state.registry(auth.project_id)
 
+    project = state.project_for(auth, "write")
+
     def parse() -> tuple[Any, list[str]]:
         spans = otlp.spans(otlp.parse_request(body, media))
-        return trace_job(spans, auth.project_id, registry)
+        job, problems = trace_job(spans, auth.project_id, registry)
+        return prepare(job, project), problems
 
     try:
         job, problems = await anyio.to_thread.run_sync(parse)
     except otlp.BadRequest as exc:
         raise HTTPError(400, str(exc)) from None
-    if job.items:
-        result = await _submit(state, auth, job)
+    if job.items or job.refused:
+        result = await _submit(state, auth, job) if job.items else JobResult([], job.refused)
         registry.stored(gid for _, gid in result.accepted)
         problems += [
             f"{label}: " + "; ".join(f"{p.field}: {p.reason}" for p in errs)
@@ -307,15 +310,20 @@ async def _json_batch(request: Request, kind: str) -> Response:
     if media != otlp.JSON:
         raise HTTPError(415, f"Content-Type must be {otlp.JSON}, not {media!r}")
     body = await _body(request, state.config.max_body_bytes)
+    project = state.project_for(auth, "write")
+
+    def parse() -> tuple[Any, list, int]:
+        job, refused, count = batch_job(json.loads(body), kind)
+        return prepare(job, project), refused, count
+
     try:
-        doc = json.loads(body)
-        job, refused, count = batch_job(doc, kind)
+        job, refused, count = await anyio.to_thread.run_sync(parse)
     except ValueError as exc:  # JSONDecodeError is one
         raise HTTPError(400, f"malformed batch: {exc}") from None
     accepted: list[tuple[str, uuid.UUID]] = []
     rejected = list(refused)
-    if job.items:
-        result = await _submit(state, auth, job)
+    if job.items or job.refused:
+        result = await _submit(state, auth, job) if job.items else JobResult([], job.refused)
         accepted = result.accepted
         for entry in problems_json(result.rejected):
             entry["index"] = int(entry["item"].rsplit("[", 1)[-1].rstrip("]"))  # "generations[3]"

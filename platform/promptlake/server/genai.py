@@ -183,7 +183,7 @@ def _parts_message(message: Mapping[str, Any]) -> dict[str, Any]:
     texts: list[str] = []
     other: list[Any] = []
     for part in parts:
-        if not isinstance(part, Mapping):
+        if not isinstance(part, dict):
             other.append(part)
             continue
         kind = part.get("type")
@@ -217,11 +217,11 @@ def _parts_message(message: Mapping[str, Any]) -> dict[str, Any]:
 
 def _messages_from_json(value: Any) -> list[dict[str, Any]] | None:
     value = _json(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
         return None
-    return [_parts_message(m) for m in value if isinstance(m, Mapping)]
+    return [_parts_message(m) for m in value if isinstance(m, dict)]
 
 
 def _indexed(a: _Attrs, pattern: re.Pattern[str]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -295,7 +295,7 @@ def _from_events(span: SpanInfo, kept: list[dict[str, Any]]) -> tuple[list, list
             inputs.append(message)
         elif name == "gen_ai.choice":
             body = _json(attrs.get("message"))
-            message = dict(body) if isinstance(body, Mapping) else {"content": body}
+            message = dict(body) if isinstance(body, dict) else {"content": body}
             message.setdefault("role", "assistant")
             if message.get("content") is None and isinstance(attrs.get("content"), str):
                 message["content"] = attrs["content"]
@@ -396,13 +396,13 @@ def _model_fields(span, a: _Attrs, fields, meta, inputs, outputs) -> None:
     if provider:
         meta["provider"] = provider
     params: dict[str, Any] = {}
-    for key in list(a.values):
+    for key, value in a.values.items():
         if key.startswith(_REQUEST_PREFIX) and key != "gen_ai.request.model":
-            value = a.get(key)
+            a.used.add(key)
             if value is not None:
                 params[key[len(_REQUEST_PREFIX) :]] = value
     invocation = _json(a.get("llm.invocation_parameters"))
-    if isinstance(invocation, Mapping):
+    if isinstance(invocation, dict):
         params.update({k: v for k, v in invocation.items() if k != "model"})
     if params:
         fields["params"] = params
@@ -425,8 +425,9 @@ def _model_fields(span, a: _Attrs, fields, meta, inputs, outputs) -> None:
     system = _messages_from_json(a.get("gen_ai.system_instructions"))
     attr_in = _messages_from_json(a.get("gen_ai.input.messages"))
     attr_out = _messages_from_json(a.get("gen_ai.output.messages"))
-    flat = _indexed(a, _FLAT)
-    oi = _indexed(a, _OPENINFERENCE)
+    # the flattened dialects cost a regex per attribute: only where JSON messages are absent
+    flat = _indexed(a, _FLAT) if attr_in is None or attr_out is None else {}
+    oi = _indexed(a, _OPENINFERENCE) if attr_in is None or attr_out is None else {}
     if attr_in is None and flat.get("gen_ai.prompt"):
         attr_in = [_flat_message(m, "flat") for _, m in sorted(flat["gen_ai.prompt"].items())]
     if attr_out is None and flat.get("gen_ai.completion"):

@@ -46,6 +46,7 @@ class Item:
     kind: str  # "generation" or "score"
     label: str  # where it came from, e.g. "spans[3]" or "items[0]"
     fields: dict[str, Any]
+    prepared: tuple | None = None  # (row, anonymizer) validated by prepare()
 
 
 @dataclass
@@ -61,6 +62,27 @@ class Job:
     items: list[Item]
     sessions: list[SessionDecl] = field(default_factory=list)
     future: Future = field(default_factory=Future)
+    refused: list[tuple[str, list[Problem]]] = field(default_factory=list)
+
+
+SEARCH_FIELDS = ("retrieved", "embedding", "embedder")
+
+
+def prepare(job: Job, project: Project) -> Job:
+    """Validate the job's generations in the request's thread, as ``Writer.log`` would (the
+    same ``Project._validate``), so the writer thread only buffers and flushes them; the
+    ones refused go to ``job.refused`` with their problems."""
+    kept = []
+    for item in job.items:
+        if item.kind == "generation" and not any(k in item.fields for k in SEARCH_FIELDS):
+            try:
+                item.prepared = project._validate(item.fields)
+            except ValidationError as exc:
+                job.refused.append((item.label, list(exc.problems)))
+                continue
+        kept.append(item)
+    job.items = kept
+    return job
 
 
 @dataclass
@@ -81,6 +103,14 @@ class _ServerWriter(Writer):
         self._rows, self._sessions, self._scores = [], {}, []
         self._anonymize.clear()
         self._search.clear()
+
+    def log_row(self, label: str, row: Any, anonymize: Any) -> uuid.UUID:
+        """``log`` for a row :func:`prepare` validated already (same buffering)."""
+        self._count += 1
+        if anonymize is not None:
+            self._anonymize[id(row)] = anonymize
+        self._rows.append((label, row))
+        return row.id
 
     def declare_session(self, decl: SessionDecl) -> None:
         self.session(
@@ -193,6 +223,8 @@ class Ingestor:
                     labels[label] = (n, item.label)
                     if item.kind == "score":
                         ids[label] = w.score(item=label, **item.fields)
+                    elif item.prepared is not None:
+                        ids[label] = w.log_row(label, *item.prepared)
                     else:
                         ids[label] = w.log(item=label, **item.fields)
             w.flush()
@@ -226,7 +258,7 @@ class Ingestor:
                 for item in job.items
                 if f"{n}:{item.label}" not in refused and ids.get(f"{n}:{item.label}") is not None
             ]
-            self._resolve(job, JobResult(accepted, rejected.get(n, [])))
+            self._resolve(job, JobResult(accepted, job.refused + rejected.get(n, [])))
         self.batches += 1
         log.debug("flushed %d jobs in %.3f s", len(jobs), time.monotonic() - started)
 

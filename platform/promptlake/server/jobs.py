@@ -111,6 +111,7 @@ def trace_job(
     in_request = {gen for _, kind, gen in mapped if kind == "model"}
     items: list[Item] = []
     sessions: dict[uuid.UUID, SessionDecl] = {}
+    session_ids: dict[Any, uuid.UUID] = {}
     for span, kind, gen in mapped:
         label = f"span {span.span_id} ({span.name[:60]})"
         try:
@@ -125,7 +126,9 @@ def trace_job(
         if parent is not None and (stored or parent in in_request):
             fields["parent"] = parent
         if conversation is not None:
-            sid = conversation_session_id(project_id, str(conversation))
+            sid = session_ids.get(conversation) or session_ids.setdefault(
+                conversation, conversation_session_id(project_id, str(conversation))
+            )
             sessions.setdefault(
                 sid,
                 SessionDecl(
