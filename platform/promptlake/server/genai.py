@@ -27,6 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+try:  # a faster parser for the message JSON, where installed (the server extra has it)
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
+
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
 TOOL_OPERATIONS = frozenset({"execute_tool"})
 RETRIEVAL_OPERATIONS = frozenset({"retrieval", "retrieve"})
@@ -70,6 +75,12 @@ _USAGE = {
         "gen_ai.usage.output_tokens_details.reasoning_tokens",
         "llm.token_count.completion_details.reasoning",
     ),
+}
+_COUNT_ALIASES = {
+    key: (name, rank)
+    for table in (_TOKENS, _USAGE)
+    for name, keys in table.items()
+    for rank, key in enumerate(keys)
 }
 _OLD_KEYS = (
     "gen_ai.request.model",
@@ -164,8 +175,8 @@ def _json(value: Any) -> Any:
     """A JSON attribute (sent as a string by most emitters, as a structure by some)."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
+            return _loads(value)
+        except ValueError:  # orjson's JSONDecodeError is one too
             return value
     return value
 
@@ -406,10 +417,16 @@ def _model_fields(span, a: _Attrs, fields, meta, inputs, outputs) -> None:
         params.update({k: v for k, v in invocation.items() if k != "model"})
     if params:
         fields["params"] = params
-    for name, keys in _TOKENS.items():
-        fields[name] = a.number(*keys)
-    usage = {name: a.number(*keys) for name, keys in _USAGE.items()}
-    usage = {k: v for k, v in usage.items() if v is not None}
+    # token counts: one pass over the attributes, the first alias of each count wins
+    counts: dict[str, tuple[int, str]] = {}
+    for key in a.values:
+        alias = _COUNT_ALIASES.get(key)
+        if alias is not None and (alias[0] not in counts or alias[1] < counts[alias[0]][0]):
+            counts[alias[0]] = (alias[1], key)
+    found = {name: a.number(key) for name, (_, key) in counts.items()}
+    for name in _TOKENS:
+        fields[name] = found.pop(name, None)
+    usage = {k: v for k, v in found.items() if v is not None}
     if usage:
         meta["usage"] = usage
     reasons = a.get("gen_ai.response.finish_reasons")
