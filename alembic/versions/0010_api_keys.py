@@ -88,10 +88,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("project_id", "id", name=op.f("pk_api_keys")),
-        sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
-        sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
+        sa.UniqueConstraint("project_id", "prefix", name=op.f("uq_api_keys_project_id_prefix")),
         comment="API keys of promptlake serve: sha256 of the key, never the key.",
     )
+    op.create_index(op.f("ix_api_keys_key_hash"), "api_keys", ["key_hash"], unique=False)
     for statement in (
         "ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY",
         "ALTER TABLE api_keys FORCE ROW LEVEL SECURITY",

@@ -726,8 +726,8 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (
         ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
-        UniqueConstraint("key_hash"),
-        UniqueConstraint("prefix"),
+        UniqueConstraint("project_id", "prefix"),
+        Index(None, "key_hash"),  # authentication looks a key up by hash alone
         CheckConstraint(_in("role", API_KEY_ROLES), name="role"),
         CheckConstraint("rate_per_second IS NULL OR rate_per_second > 0", name="rate"),
         {"comment": "API keys of promptlake serve: sha256 of the key, never the key."},
