@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 
 import httpx
@@ -622,3 +623,73 @@ def test_json_batches_report_each_bad_item_and_keep_the_good(server, project, wr
 def test_health_and_readiness(server):
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(server.url + "/readyz").status_code == 200
+
+
+def test_sheds_load_with_503_and_retry_after(lake, project, database_url):
+    import threading
+
+    import psycopg
+
+    key = project.keys.create("writer").secret
+    body = _json_body(
+        _json_span(
+            TRACE,
+            "ddddddddddddddd1",
+            attributes=_attrs({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}),
+        )
+    )
+    second = _json_body(
+        _json_span(
+            TRACE,
+            "ddddddddddddddd2",
+            attributes=_attrs({"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}),
+        )
+    )
+    config = ServerConfig(max_pending_items=1)
+    with (
+        ThreadedServer(lake, config) as server,
+        psycopg.connect(database_url.replace("+psycopg", "")) as blocker,
+    ):
+        blocker.execute("LOCK TABLE generations IN EXCLUSIVE MODE")  # the next flush waits
+        first: dict = {}
+        waiting = threading.Thread(
+            target=lambda: first.setdefault(
+                "r",
+                httpx.post(server.url + "/v1/traces", json=body, headers=_auth(key), timeout=60),
+            )
+        )
+        waiting.start()
+        for _ in range(200):  # until the first request is waiting on its flush
+            if any(i.pending for i in server.state.ingestors.values()):
+                break
+            time.sleep(0.02)
+        shed = httpx.post(server.url + "/v1/traces", json=second, headers=_auth(key))
+        assert shed.status_code == 503 and int(shed.headers["Retry-After"]) >= 1
+        blocker.rollback()  # the lock goes; the first request's flush commits
+        waiting.join(60)
+    assert first["r"].status_code == 200
+    stored = project.query("SELECT metadata->'otel'->>'span_id' FROM generations")[1]
+    assert stored == [("ddddddddddddddd1",)]
+
+
+def test_a_child_whose_clock_ran_behind_its_parent_is_still_chained(server, project, writer_key):
+    parent = _json_span(
+        TRACE,
+        "fffffffffffffff1",
+        startTimeUnixNano=str(START + 5_000_000),
+        attributes=_attrs({"gen_ai.operation.name": "chat", "gen_ai.request.model": "planner"}),
+    )
+    child = _json_span(
+        TRACE,
+        "fffffffffffffff2",
+        parentSpanId="fffffffffffffff1",
+        attributes=_attrs({"gen_ai.operation.name": "chat", "gen_ai.request.model": "worker"}),
+    )
+    response = httpx.post(
+        server.url + "/v1/traces", json=_json_body(child, parent), headers=_auth(writer_key)
+    )
+    assert response.status_code == 200 and response.json() == {}
+    stored = project.generation(span_generation_id(project.id, TRACE, "fffffffffffffff2", START))
+    assert stored.parent_id == span_generation_id(
+        project.id, TRACE, "fffffffffffffff1", START + 5_000_000
+    )
