@@ -224,6 +224,7 @@ def run_serve_bench(
     exporters: int = 4,
     batch: int = 512,
     kill_trials: int = 2,
+    repeats: int = 2,
     seed: int = 0,
 ) -> dict[str, Any]:
     """The figures of the module docstring, on scratch projects dropped afterwards."""
@@ -239,34 +240,44 @@ def run_serve_bench(
     }
     home = Path(lake.settings.home) / "bench-serve" / run_id
     try:
-        # the baseline: the bulk writer on the same turns
-        as_login(lake, "CHECKPOINT")
-        writer_project = lake.project(f"{PREFIX}writer-{run_id}")
-        started = time.perf_counter()
-        with writer_project.writer(batch_size=5000) as writer:
-            write_workload(writer, sessions)
-        writer_s = time.perf_counter() - started
-        result["writer_per_s"] = round(spans / writer_s, 1)
-
-        # OTLP end to end, the server its own process
-        as_login(lake, "CHECKPOINT")
-        otlp_project = lake.project(f"{PREFIX}otlp-{run_id}")
-        key = otlp_project.keys.create("writer", name="bench").secret
+        # writer and OTLP alternate (A B A B ...) on fresh projects, the server its own
+        # process, so a change in the machine's load hits both; the best run of each counts
+        writer_rates, otlp_rates, latencies, errors = [], [], [], []
+        acked_total = stored_total = 0
         bodies = export_bodies(sessions, batch)
-        port = free_port()
-        process = start_process(lake.url, port, home)
-        try:
+        for repeat in range(repeats):
+            as_login(lake, "CHECKPOINT")
+            writer_project = lake.project(f"{PREFIX}writer-{run_id}-{repeat}")
             started = time.perf_counter()
-            latencies, acked, errors = post_all(f"http://127.0.0.1:{port}", key, bodies, exporters)
-            otlp_s = time.perf_counter() - started
-        finally:
-            process.terminate()
-            process.wait(60)
-        stored = stored_spans(lake, otlp_project)
-        result["otlp_spans_per_s"] = round(len(acked) / otlp_s, 1)
+            with writer_project.writer(batch_size=5000) as writer:
+                write_workload(writer, sessions)
+            writer_rates.append(spans / (time.perf_counter() - started))
+
+            as_login(lake, "CHECKPOINT")
+            otlp_project = lake.project(f"{PREFIX}otlp-{run_id}-{repeat}")
+            key = otlp_project.keys.create("writer", name="bench").secret
+            port = free_port()
+            process = start_process(lake.url, port, home)
+            try:
+                started = time.perf_counter()
+                lat, acked, errs = post_all(f"http://127.0.0.1:{port}", key, bodies, exporters)
+                otlp_rates.append(len(acked) / (time.perf_counter() - started))
+            finally:
+                process.terminate()
+                process.wait(60)
+            stored = stored_spans(lake, otlp_project)
+            latencies += lat
+            errors += errs
+            acked_total += len(acked)
+            stored_total += sum(1 for k in acked if stored.get(k))
+        result["repeats"] = repeats
+        result["writer_per_s"] = round(max(writer_rates), 1)
+        result["writer_runs"] = [round(r, 1) for r in writer_rates]
+        result["otlp_spans_per_s"] = round(max(otlp_rates), 1)
+        result["otlp_runs"] = [round(r, 1) for r in otlp_rates]
         result["otlp_vs_writer"] = round(result["otlp_spans_per_s"] / result["writer_per_s"], 3)
-        result["otlp_acknowledged"] = len(acked)
-        result["otlp_stored"] = sum(1 for k in acked if stored.get(k))
+        result["otlp_acknowledged"] = acked_total
+        result["otlp_stored"] = stored_total
         result["otlp_errors"] = len(errors)
         result["export_p50_ms"] = round((_percentile(latencies, 0.5) or 0) * 1000, 1)
         result["export_p99_ms"] = round((_percentile(latencies, 0.99) or 0) * 1000, 1)
@@ -344,9 +355,11 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [
         f"promptlake bench serve: {result['spans']} spans, {result['exporters']} exporters,"
         f" {result['batch']} spans per request ({result['note']})",
-        f"  bulk writer             {result['writer_per_s']:>10,.1f} generations/s",
+        f"  bulk writer             {result['writer_per_s']:>10,.1f} generations/s"
+        f"   (best of {result['writer_runs']})",
         f"  OTLP end to end         {result['otlp_spans_per_s']:>10,.1f} spans/s stored"
-        f"   ({result['otlp_vs_writer']:.2f}x the writer; target >= 0.5x)",
+        f"   ({result['otlp_vs_writer']:.2f}x the writer; target >= 0.5x; runs"
+        f" {result['otlp_runs']})",
         f"  export request latency  p50 {result['export_p50_ms']} ms, p99"
         f" {result['export_p99_ms']} ms ({result['export_requests']} requests)",
         f"  acknowledged / stored   {result['otlp_acknowledged']} / {result['otlp_stored']}"

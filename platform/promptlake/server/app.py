@@ -119,9 +119,16 @@ class State:
             return found
 
     def project_for(self, auth: Authenticated, purpose: str) -> Project:
+        """The project as the key's principal (kept, so its PII policy cache lives on)."""
         from ..client import Project
 
-        return Project(self.lake_for(auth.principal, purpose), auth.project_id, auth.project_name)
+        lake = self.lake_for(auth.principal, purpose)
+        with self.lock:
+            found = lake._projects.get(auth.project_name)
+            if found is None or found.id != auth.project_id:
+                found = Project(lake, auth.project_id, auth.project_name)
+                lake._projects[auth.project_name] = found
+            return found
 
     def ingestor(self, auth: Authenticated) -> Ingestor:
         with self.lock:

@@ -140,13 +140,27 @@ def keys_revoke(key: str, project: str) -> None:
     type=click.IntRange(0, 20),
     help="Trials of kill -9 mid-load (a server subprocess on a scratch database).",
 )
+@click.option(
+    "--repeats",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 10),
+    help="Alternating writer / OTLP runs; the best of each counts.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_serve(spans: int, exporters: int, batch: int, kill_trials: int, as_json: bool) -> None:
+def bench_serve(
+    spans: int, exporters: int, batch: int, kill_trials: int, repeats: int, as_json: bool
+) -> None:
     """OTLP spans/s stored end to end vs the bulk writer; export p99 under load; kill -9."""
     from ..bench.serve import format_report, run_serve_bench
 
     with _lake() as lake:
         result = run_serve_bench(
-            lake, spans=spans, exporters=exporters, batch=batch, kill_trials=kill_trials
+            lake,
+            spans=spans,
+            exporters=exporters,
+            batch=batch,
+            kill_trials=kill_trials,
+            repeats=repeats,
         )
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
