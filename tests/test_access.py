@@ -79,6 +79,8 @@ FILL = [
     " VALUES (:p, :g, :g, 'train')",
     "INSERT INTO run_datasets (project_id, run_id, dataset_version_id, context)"
     " SELECT :p, id, :g, 'training' FROM runs WHERE project_id = :p",
+    "INSERT INTO api_keys (project_id, id, prefix, key_hash, principal, role)"
+    " VALUES (:p, :g, 'plk_' || CAST(:g AS text), '\\x00', 'key:x', 'writer')",
 ]
 
 

@@ -693,3 +693,14 @@ def test_a_child_whose_clock_ran_behind_its_parent_is_still_chained(server, proj
     assert stored.parent_id == span_generation_id(
         project.id, TRACE, "fffffffffffffff1", START + 5_000_000
     )
+
+
+def test_revoking_a_key_removes_its_own_principal(project, dbq):
+    made = project.keys.create("writer")
+    own = f"key:{made.key.prefix}"
+    assert dbq("SELECT count(*) FROM project_members WHERE principal = :p", {"p": own})[1] == [(1,)]
+    revoked = project.keys.revoke(made.secret)
+    assert revoked.revoked and revoked.revoked_at is not None
+    assert dbq("SELECT count(*) FROM project_members WHERE principal = :p", {"p": own})[1] == [(0,)]
+    actions = [(e.action, e.details.get("api_key")) for e in project.audit_log()]
+    assert ("grant", made.key.prefix) in actions and ("revoke", made.key.prefix) in actions

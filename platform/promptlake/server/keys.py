@@ -190,7 +190,8 @@ class ApiKeys:
         raise NotFoundError(f"no API key {key[:SHOWN]!r} in project {self.project.name!r}")
 
     def revoke(self, key: str) -> ApiKey:
-        """Revoke a key (by prefix, whole key or id); requests with it get 401 from now on."""
+        """Revoke a key (by prefix, whole key or id); requests with it get 401 from now on,
+        and a principal of the key's own (``key:<prefix>``) stops being a member."""
         found = self.get(key)
         from ..access import write_audit
 
@@ -199,6 +200,11 @@ class ApiKeys:
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
                 " WHERE project_id = %s AND id = %s",
                 (self.project.id, found.id),
+            )
+            # a principal of the key's own goes with it (a named principal stays a member)
+            conn.execute(
+                "DELETE FROM project_members WHERE project_id = %s AND principal = %s",
+                (self.project.id, f"key:{found.prefix}"),
             )
             write_audit(
                 conn,
