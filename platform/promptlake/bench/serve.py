@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -297,6 +298,7 @@ def run_serve_bench(
         result["kill_duplicated"] = sum(t["duplicated"] for t in trials)
     finally:
         drop_projects(lake, PREFIX, vacuum="generations, sessions")
+        shutil.rmtree(home, ignore_errors=True)  # the servers' logs
     return result
 
 
