@@ -85,6 +85,8 @@ FILL = [
     " VALUES (:p, :g, 'e1', :g), (:p, gen_random_uuid(), 'e2', :g)",
     "INSERT INTO experiment_items (project_id, experiment_id, item_id, generation_id, status)"
     " SELECT :p, id, :g, :g, 'ok' FROM experiments WHERE project_id = :p",
+    "INSERT INTO api_keys (project_id, id, prefix, key_hash, principal, role)"
+    " VALUES (:p, :g, 'plk_' || CAST(:g AS text), '\\x00', 'key:x', 'writer')",
 ]
 
 

@@ -1074,10 +1074,14 @@ def bench_experiments(items: int, as_json: bool) -> None:
 def _register_subcommands() -> None:
     from .datasets.cli import dataset
     from .experiments.cli import experiment, trends
+    from .server.cli import bench_serve, keys, serve
 
     main.add_command(dataset)
     main.add_command(experiment)
     main.add_command(trends)
+    main.add_command(serve)
+    main.add_command(keys)
+    bench.add_command(bench_serve)
 
 
 _register_subcommands()

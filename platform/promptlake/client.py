@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .privacy.reanonymize import AnonymizeReport
     from .search import IndexReport
     from .search.corpus import Corpus
+    from .server.keys import ApiKeys
     from .tracking.runs import TrackedRun
 
 
@@ -518,6 +519,14 @@ class Project:
         from .experiments import Experiments
 
         return Experiments(self)
+
+    @property
+    def keys(self) -> ApiKeys:
+        """The project's API keys for ``promptlake serve``: ``create(role)``, ``list()``,
+        ``revoke(prefix)`` (admins only; see :mod:`promptlake.server.keys`)."""
+        from .server.keys import ApiKeys
+
+        return ApiKeys(self)
 
     def retrieve(self, query: str, k: int = 5, **options: Any) -> list:
         """The ``k`` corpus chunks closest to ``query``; pass them to ``log(retrieved=...)``."""

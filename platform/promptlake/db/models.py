@@ -814,3 +814,32 @@ class ExperimentItem(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+API_KEY_ROLES = ("admin", "writer", "analyst", "viewer")
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        UniqueConstraint("project_id", "prefix"),
+        Index(None, "key_hash"),  # authentication looks a key up by hash alone
+        CheckConstraint(_in("role", API_KEY_ROLES), name="role"),
+        CheckConstraint("rate_per_second IS NULL OR rate_per_second > 0", name="rate"),
+        {"comment": "API keys of promptlake serve: sha256 of the key, never the key."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(comment="First characters of the key, to tell keys apart.")
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary, comment="sha256 of the whole key.")
+    principal: Mapped[str] = mapped_column(comment="Who requests with this key act as.")
+    role: Mapped[str] = mapped_column(comment="admin, writer, analyst or viewer.")
+    name: Mapped[str | None] = mapped_column(comment="What the key is for.")
+    rate_per_second: Mapped[float | None] = mapped_column(
+        Double, comment="Requests per second (token bucket); NULL: the server's default."
+    )
+    created_by: Mapped[str | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    revoked_at: Mapped[dt.datetime | None]
