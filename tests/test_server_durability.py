@@ -104,7 +104,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(lake, project, database_url,
     bodies = export_bodies(make_workload(3000, seed=5), 100)
     total = sum(len(ids) for _, ids in bodies)
     port = free_port()
-    process = start_process(database_url, port, tmp_path / "serve")
+    process = start_process(database_url, port, tmp_path / "home")  # one deployment, one key
     url = f"http://127.0.0.1:{port}"
     stop = threading.Event()
     live: list[str] = []
@@ -130,7 +130,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(lake, project, database_url,
     assert [k for k in acked if stored.get(k) != 1] == []  # every acknowledged span, once
     assert all(count == 1 for count in stored.values())
 
-    process = start_process(database_url, port, tmp_path / "serve")
+    process = start_process(database_url, port, tmp_path / "home")  # one deployment, one key
     try:
         _, again, errors = post_all(url, key, bodies, 4)  # the exporters retry everything
     finally:
@@ -163,7 +163,7 @@ def test_keys_and_serve_through_the_cli(database_url, tmp_path, project, lake):
     bad = cli("keys", "create", "--project", project.name, "--role", "owner")
     assert bad.returncode == 2 and "owner" in bad.stderr
     port = free_port()
-    process = start_process(database_url, port, tmp_path / "serve")
+    process = start_process(database_url, port, tmp_path / "home")  # one deployment, one key
     try:
         url = f"http://127.0.0.1:{port}"
         body = {"generations": [{"prompt": "hi", "output": "hello", "model": "m"}]}

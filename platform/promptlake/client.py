@@ -13,6 +13,7 @@ context that row-level security policies read.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import threading
 import uuid
@@ -114,6 +115,18 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"<Lake {describe(self.url)}>"
+
+    def acting_as(self, principal: str) -> Lake:
+        """A Lake for another principal on this one's engine (no new pool, no migration):
+        for servers that act for many principals. Everything tied to a principal (its
+        project handles, its own login, its cached model ids) starts afresh."""
+        other = copy.copy(self)
+        other.principal = principal
+        other._projects = {}
+        other._models = {}
+        other._local = threading.local()
+        other._user_engine = None
+        return other
 
     @property
     def _pending_models(self) -> dict[tuple[uuid.UUID, str], uuid.UUID]:

@@ -258,7 +258,7 @@ def run_serve_bench(
             otlp_project = lake.project(f"{PREFIX}otlp-{run_id}-{repeat}")
             key = otlp_project.keys.create("writer", name="bench").secret
             port = free_port()
-            process = start_process(lake.url, port, home)
+            process = start_process(lake.url, port, home, key=lake.master_key())
             try:
                 started = time.perf_counter()
                 lat, acked, errs = post_all(f"http://127.0.0.1:{port}", key, bodies, exporters)
@@ -310,7 +310,7 @@ def _kill(lake, project, key, home, sessions, exporters, batch, trial) -> dict[s
     bodies = export_bodies(sessions, batch)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_process(lake.url, port, home)
+    process = start_process(lake.url, port, home, key=lake.master_key())
     stop = threading.Event()
     out: dict[str, Any] = {}
     total = sum(len(ids) for _, ids in bodies)
@@ -334,7 +334,7 @@ def _kill(lake, project, key, home, sessions, exporters, batch, trial) -> dict[s
         stop.set()
     loader.join(120)
     _, acked, _ = out.get("result", ([], [], []))
-    process = start_process(lake.url, port, home)
+    process = start_process(lake.url, port, home, key=lake.master_key())
     try:
         stored = stored_spans(lake, project)
         lost = sum(1 for k in acked if not stored.get(k))

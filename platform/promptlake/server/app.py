@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import json
 import logging
@@ -112,9 +111,7 @@ class State:
         with self.lock:
             found = self.lakes.get((principal, purpose))
             if found is None:
-                found = copy.copy(self.lake)
-                found.principal = principal
-                found._projects, found._models, found._pending_models = {}, {}, {}
+                found = self.lake.acting_as(principal)
                 self.lakes[(principal, purpose)] = found
             return found
 

@@ -116,8 +116,8 @@ class _ServerWriter(Writer):
         self.session(
             id=decl.id, name=decl.name, end_user_id=decl.end_user_id, metadata=decl.metadata
         )
-        # OTLP spans carry times, not positions: their order is created_at's
-        self._seq.pop(decl.id, None)
+        # OTLP spans carry times, not positions: the flush numbers a session's turns
+        # from its counter, parents first and then in id (start time) order
 
 
 class Ingestor:

@@ -83,12 +83,22 @@ class ThreadedServer:
 
 
 def start_process(
-    database_url: str, port: int, home: Path, *, extra: list[str] | None = None
+    database_url: str,
+    port: int,
+    home: Path,
+    *,
+    extra: list[str] | None = None,
+    key: bytes | None = None,
 ) -> subprocess.Popen:
     """``promptlake serve`` as a child process on ``database_url`` (stderr to a log file in
-    ``home``); returns once it is ready."""
+    ``home``); returns once it is ready. ``key``: the store's master key, for a child
+    whose ``home`` holds none (a store refuses a different key)."""
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PROMPTLAKE_DATABASE_URL": database_url, "PROMPTLAKE_HOME": str(home)}
+    if key is not None:
+        import base64
+
+        env["PROMPTLAKE_VAULT_KEY"] = base64.b64encode(key).decode()
     exe = Path(sys.executable).with_name("promptlake")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "promptlake.cli"]
     log = (home / f"serve-{port}.log").open("ab")
