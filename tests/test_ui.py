@@ -4,32 +4,18 @@ and sign-out, bearer keys, unauthenticated access, roles, and other projects' ro
 from __future__ import annotations
 
 import re
-import uuid
 
 import httpx
 import pytest
 
 import promptlake
-from conftest import TEMPLATE, create_database, drop_database
-from promptlake.server.run import ThreadedServer
 from promptlake.server.ui.auth import COOKIE
-from ui_data import Fixture, fill
+from ui_data import Fixture, ui_env
 
 
 @pytest.fixture(scope="module")
 def env(admin_url, template_url):
-    """One filled database and server for the module (the pages only read, and the few
-    writes go to rows no other test looks at)."""
-    name = f"promptlake_ui_{uuid.uuid4().hex[:10]}"
-    url = create_database(admin_url, name, template=TEMPLATE)
-    lake = promptlake.connect(url, principal="ui-tests")
-    try:
-        data = fill(lake)
-        with ThreadedServer(lake) as server:
-            yield server, data, url
-    finally:
-        lake.close()
-        drop_database(admin_url, name)
+    yield from ui_env(admin_url)
 
 
 def _client(server, key: str | None = None, **headers: str) -> httpx.Client:

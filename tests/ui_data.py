@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import promptlake
+from conftest import TEMPLATE, create_database, drop_database
 from promptlake.datasets import registry
 from promptlake.datasets.params import parse
 
@@ -193,3 +197,21 @@ def fill(lake, bulk: int = 60) -> Fixture:
             "SELECT id FROM attachments WHERE project_id = %s", (b.id,)
         ).fetchone()[0]
     return out
+
+
+def ui_env(admin_url: str) -> Iterator[tuple]:
+    """``(server, fixture, database url)``: a filled database of its own and a real
+    uvicorn on 127.0.0.1 (module-scoped by the tests: the pages only read, and the few
+    writes go to rows no other test looks at)."""
+    from promptlake.server.run import ThreadedServer
+
+    name = f"promptlake_ui_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name, template=TEMPLATE)
+    lake = promptlake.connect(url, principal="ui-tests")
+    try:
+        data = fill(lake)
+        with ThreadedServer(lake) as server:
+            yield server, data, url
+    finally:
+        lake.close()
+        drop_database(admin_url, name)

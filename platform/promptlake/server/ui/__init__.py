@@ -61,6 +61,7 @@ def mount(app: Starlette) -> None:
 
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["fmt_num"] = _fmt_num
+    templates.env.filters["short"] = lambda value: str(value)[-8:]  # uuid7: the random end
     app.state.promptlake_ui_templates = templates
     app.state.promptlake_ui_signer = Signer()
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 640, 130, 64, 22, 10
-LINE_COLOURS = ("var(--accent)", "#d9822b", "#2b9d8f", "#a35bd6", "#c94f6d", "#6b8e23")
+SERIES = 6  # colours of lines, as classes s0..s5 in ui.css (the CSP allows no inline style)
 
 
 def _fmt(value: float) -> str:
@@ -45,12 +45,18 @@ def _frame(title: str, top: float, days: list[dt.date], unit: str) -> list[str]:
         f'<line x1="{PAD_LEFT}" y1="{PAD_TOP}" x2="{WIDTH}" y2="{PAD_TOP}" class="grid faint"/>',
     ]
     if days:
-        for i in (0, len(days) // 2, len(days) - 1):
+        for i, anchor in ((0, "start"), (len(days) // 2, "middle"), (len(days) - 1, "end")):
             x = PAD_LEFT + (i + 0.5) * (WIDTH - PAD_LEFT) / len(days)
+            if anchor == "start":
+                x = PAD_LEFT
+            elif anchor == "end":
+                x = WIDTH
             parts.append(
-                f'<text x="{x:.1f}" y="{HEIGHT - 6}" class="axis" text-anchor="middle">'
+                f'<text x="{x:.1f}" y="{HEIGHT - 6}" class="axis" text-anchor="{anchor}">'
                 f"{days[i].isoformat()}</text>"
             )
+            if len(days) == 1:
+                break
     head = (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img"'
         f' aria-label="{escape(title)} per day"><title>{escape(title)} per day</title>'
@@ -87,7 +93,7 @@ def lines(
     parts = _frame(title, top, days, unit)
     legend = []
     for n, (name, values) in enumerate(sorted(series.items())):
-        colour = LINE_COLOURS[n % len(LINE_COLOURS)]
+        colour = f"s{n % SERIES}"
         points = [
             (PAD_LEFT + (i + 0.5) * step, PAD_TOP + inner_h - inner_h * values[day] / top, day)
             for i, day in enumerate(days)
@@ -95,18 +101,17 @@ def lines(
         ]
         if len(points) > 1:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
-            parts.append(f'<polyline class="line" style="stroke:{colour}" points="{path}"/>')
+            parts.append(f'<polyline class="line {colour}" points="{path}"/>')
         for x, y, day in points:
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" style="fill:{colour}">'
+                f'<circle class="dot {colour}" cx="{x:.1f}" cy="{y:.1f}" r="2.5">'
                 f"<title>{escape(name)} {day.isoformat()}: {escape(_fmt(values[day]))}"
                 f"{escape(unit)}</title></circle>"
             )
         legend.append((colour, name))
     parts.append("</svg>")
     keys = "".join(
-        f'<span class="key"><i style="background:{c}"></i>{escape(name)}</span>'
-        for c, name in legend
+        f'<span class="key"><i class="{c}"></i>{escape(name)}</span>' for c, name in legend
     )
     return Markup("".join(parts) + f'<div class="legend">{keys}</div>')
 
