@@ -910,11 +910,13 @@ def bench_tracking(rows: int, repeats: int, as_json: bool) -> None:
 def _register_subcommands() -> None:
     from .datasets.cli import dataset
     from .server.cli import bench_serve, keys, serve
+    from .server.ui.cli import bench_ui
 
     main.add_command(dataset)
     main.add_command(serve)
     main.add_command(keys)
     bench.add_command(bench_serve)
+    bench.add_command(bench_ui)
 
 
 _register_subcommands()
