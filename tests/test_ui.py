@@ -155,6 +155,7 @@ def test_session_thread(env) -> None:
     assert "claude-3" in html and "paraphraser-v1" in html and "synthetic" in html
     assert "880 ms" in html and "timeout after 30 s" in html and "temperature=0.2" in html
     assert "helpfulness 0.9" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
 
 
 def test_generation_page(env) -> None:
@@ -325,3 +326,26 @@ def test_other_projects_rows_never_appear(env) -> None:
         assert "No generations match." in c.get("/ui/search?q=refund&mode=text").text
         nearest = c.get("/ui/search?q=refund").text
         assert all(str(g.id) not in nearest for g in data.turns) and "30 days" not in nearest
+
+
+def test_aggregate_cache_serves_stale_while_it_recomputes() -> None:
+    import time
+
+    from promptlake.server.ui.cache import StaleWhileRevalidate
+
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    cache = StaleWhileRevalidate(ttl=0.2)
+    assert cache.get("k", compute)[0] == 1
+    assert cache.get("k", compute)[0] == 1 and len(calls) == 1  # fresh: cached
+    assert cache.get("other", compute)[0] == 2  # keys are separate
+    time.sleep(0.3)
+    assert cache.get("k", compute)[0] == 1  # stale: served, refreshed in the background
+    deadline = time.monotonic() + 5
+    while cache.get("k", compute)[0] == 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cache.get("k", compute)[0] == 3

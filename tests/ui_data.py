@@ -107,7 +107,7 @@ def fill(lake, bulk: int = 60) -> Fixture:
             )
             g3 = s.log(
                 messages=ask,
-                output="Refunds: 30 days, receipt needed (retry).",
+                output="Refunds: 30 days, receipt needed (retry). <script>alert(1)</script>",
                 model="claude-3",
                 parent=g1,
                 prompt_tokens=40,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ...errors import NotFoundError, PermissionDeniedError, ValidationError
 from . import charts, queries, thread
+from .cache import StaleWhileRevalidate
 from .views import (
     PER_PAGE,
     PREFIX,
@@ -37,6 +39,7 @@ from .views import (
     sort_url,
 )
 
+AGGREGATES = StaleWhileRevalidate()  # the project page's counts and usage (cache.py)
 MAX_TURNS = 500  # turns shown on a session page (the rest: its generations' pages)
 
 
@@ -55,8 +58,17 @@ def project(ctx: Ctx) -> Response:
     days = _int(ctx.request, "days", 30, 1, 366)
     until = dt.datetime.now(dt.UTC).date()
     since = until - dt.timedelta(days=days - 1)
-    usage = queries.usage(ctx.project, ctx.auth.role, since)
-    counts = queries.counts(ctx.project) if ctx.can_read else {}
+    fresh = ctx.request.query_params.get("fresh") == "1"  # skip the cache (bench, tests)
+
+    def compute() -> tuple[list[dict], dict[str, int]]:
+        usage = queries.usage(ctx.project, ctx.auth.role, since)
+        return usage, queries.counts(ctx.project) if ctx.can_read else {}
+
+    key = (ctx.project.id, ctx.auth.principal, ctx.auth.role, since)
+    if fresh:
+        (usage, counts), at = compute(), time.time()
+    else:
+        (usage, counts), at = AGGREGATES.get(key, compute)
     totals = {
         "calls": sum(int(r["calls"] or 0) for r in usage),
         "errors": sum(int(r["errors"] or 0) for r in usage),
@@ -74,6 +86,8 @@ def project(ctx: Ctx) -> Response:
         since=since,
         until=until,
         panels=charts.usage_charts(usage, since, until),
+        as_of=dt.datetime.fromtimestamp(at, dt.UTC),
+        ttl=int(AGGREGATES.ttl),
     )
 
 

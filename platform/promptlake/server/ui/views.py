@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +111,13 @@ def page(fn: Callable[[Ctx], Response]) -> Callable[[Request], Response]:
 
     @functools.wraps(fn)
     def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        response = _endpoint(request)
+        # the handler's time (auth, queries, template): what `promptlake bench ui` reports
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+    def _endpoint(request: Request) -> Response:
         state = _state(request)
         signer = _signer(request)
         try:
