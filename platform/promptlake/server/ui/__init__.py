@@ -64,6 +64,7 @@ def mount(app: Starlette) -> None:
     templates.env.filters["short"] = lambda value: str(value)[-8:]  # uuid7: the random end
     app.state.promptlake_ui_templates = templates
     app.state.promptlake_ui_signer = Signer()
+    app.state.promptlake_ui_projects = {}  # (principal, project id) -> Project (views.py)
 
     async def root(request):  # type: ignore[no-untyped-def]
         return RedirectResponse("/ui/", 307)

@@ -82,6 +82,18 @@ def _templates(request: Request) -> Jinja2Templates:
     return request.app.state.promptlake_ui_templates
 
 
+def _project(request: Request, auth: Authenticated) -> Project:
+    """The principal's handle on its project, kept between requests: a handle caches what
+    costs a query to learn (the project's search embedder, at 100k rows a DISTINCT over
+    its embeddings); the handle's lake acts as the principal (``State.project_for``)."""
+    projects = request.app.state.promptlake_ui_projects
+    key = (auth.principal, auth.project_id)
+    found = projects.get(key)
+    if found is None:
+        found = projects.setdefault(key, _state(request).project_for(auth, "read"))
+    return found
+
+
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
@@ -136,7 +148,7 @@ def page(fn: Callable[[Ctx], Response]) -> Callable[[Request], Response]:
         ctx = Ctx(
             request,
             auth,
-            state.project_for(auth, "read"),
+            _project(request, auth),
             cookie,
             signer.csrf_token(cookie) if cookie else "",
         )
