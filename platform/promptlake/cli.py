@@ -1075,6 +1075,7 @@ def _register_subcommands() -> None:
     from .datasets.cli import dataset
     from .experiments.cli import experiment, trends
     from .server.cli import bench_serve, keys, serve
+    from .server.ui.cli import bench_ui
 
     main.add_command(dataset)
     main.add_command(experiment)
@@ -1082,6 +1083,7 @@ def _register_subcommands() -> None:
     main.add_command(serve)
     main.add_command(keys)
     bench.add_command(bench_serve)
+    bench.add_command(bench_ui)
 
 
 _register_subcommands()

@@ -411,4 +411,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.promptlake = state
+    from .ui import mount as mount_ui  # the web UI under /ui (issue 18)
+
+    mount_ui(app)
     return app
