@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -207,6 +208,10 @@ def ui_env(admin_url: str) -> Iterator[tuple]:
 
     name = f"promptlake_ui_{uuid.uuid4().hex[:10]}"
     url = create_database(admin_url, name, template=TEMPLATE)
+    # one master key for the module: its tests each have a home of their own, and a store
+    # refuses to open with a key other than the one it was written with
+    before = os.environ.get("PROMPTLAKE_VAULT_KEY")
+    os.environ["PROMPTLAKE_VAULT_KEY"] = base64.b64encode(os.urandom(32)).decode()
     lake = promptlake.connect(url, principal="ui-tests")
     try:
         data = fill(lake)
@@ -215,3 +220,7 @@ def ui_env(admin_url: str) -> Iterator[tuple]:
     finally:
         lake.close()
         drop_database(admin_url, name)
+        if before is None:
+            os.environ.pop("PROMPTLAKE_VAULT_KEY", None)
+        else:
+            os.environ["PROMPTLAKE_VAULT_KEY"] = before
