@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-from click.testing import CliRunner
-
-from promptlake.cli import main
+EXE = Path(sys.executable).with_name("promptlake")
 
 
 def test_bench_ui_small() -> None:
-    result = CliRunner().invoke(
-        main, ["bench", "ui", "--generations", "300", "--turns", "5", "--requests", "5", "--json"]
-    )
-    assert result.exit_code == 0, result.output
+    # the real entry point: in-process runners swap sys.stderr under the server's threads
+    result = subprocess.run(
+        [str(EXE), "bench", "ui", "--generations", "300", "--turns", "5", "--requests", "5",
+         "--json"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["generations"] == 300 and figures["sessions"] == 60
     assert set(figures["pages"]) == {
