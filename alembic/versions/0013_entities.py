@@ -27,6 +27,9 @@ depends_on: str | Sequence[str] | None = None
 TABLES = ("entities", "entity_mentions", "entity_extractions", "entity_relations",
           "relation_support")  # fmt: skip
 VIEWS = ("entity_cooccurrence", "entity_mentions_daily")
+AUDIT_BEFORE = ("reveal", "export", "erase", "grant", "revoke", "policy", "anonymize",
+                "create_project")  # fmt: skip
+AUDIT_AFTER = (*AUDIT_BEFORE, "entities")  # hand corrections of the graph are audited
 KINDS = ("url", "domain", "email", "package", "code", "product", "model", "name", "person",
          "org", "place")  # fmt: skip
 
@@ -83,6 +86,14 @@ def _access_sql() -> list[str]:
     )
     out.append(f"GRANT SELECT ON {', '.join(VIEWS)} TO promptlake_admin, promptlake_analyst")
     return out
+
+
+def _audit_actions(actions: Sequence[str]) -> None:
+    listed = ", ".join(f"'{a}'" for a in actions)
+    op.execute("ALTER TABLE audit_log DROP CONSTRAINT ck_audit_log_action")
+    op.execute(
+        f"ALTER TABLE audit_log ADD CONSTRAINT ck_audit_log_action CHECK (action IN ({listed}))"
+    )
 
 
 def _fk_generation(table: str) -> sa.ForeignKeyConstraint:
@@ -286,9 +297,12 @@ def upgrade() -> None:
     )
     for statement in _access_sql():
         op.execute(statement)
+    _audit_actions(AUDIT_AFTER)
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM audit_log WHERE action = 'entities'")
+    _audit_actions(AUDIT_BEFORE)
     # dropping a table drops its policies, grants and indexes too
     for view in VIEWS:
         op.execute(f"DROP VIEW {view}")

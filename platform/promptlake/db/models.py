@@ -359,6 +359,7 @@ class Attachment(Base):
 MEMBER_ROLES = ("admin", "writer", "analyst", "viewer")
 AUDIT_ACTIONS = (
     "reveal", "export", "erase", "grant", "revoke", "policy", "anonymize", "create_project",
+    "entities",
 )  # fmt: skip
 PII_FIELDS = ("input_text", "input_messages", "output")
 

@@ -102,7 +102,7 @@ class Entities:
                 " WHERE id = %s",
                 (Jsonb(clean), self.project.id),
             )
-            write_audit(conn, self.project, "entity_dictionary", None,
+            write_audit(conn, self.project, "entities", "dictionary",
                         {"kinds": {k: len(v) for k, v in clean.items()}})  # fmt: skip
 
     def extractor(self, name: str = "builtin") -> Any:
@@ -202,8 +202,7 @@ class Entities:
             if src == dst:
                 raise ValidationError([Problem("into", "is the same entity as source")])
             merge(conn, self.project.id, src, dst)
-            write_audit(conn, self.project, "entity_merge", str(dst),
-                        {"merged": str(src)})  # fmt: skip
+            write_audit(conn, self.project, "entities", f"merge {src} into {dst}", {})  # fmt: skip
             return entity_info(conn, self.project, dst)
 
     def rename(self, entity: Any, name: str, *, kind: str | None = None) -> EntityInfo:
@@ -218,7 +217,7 @@ class Entities:
         with self.project.lake._transaction(self.project) as conn:
             eid, ekind, _ = find_entity(conn, self.project, entity, kind)
             rename(conn, self.project, eid, ekind, name.strip())
-            write_audit(conn, self.project, "entity_rename", str(eid), {})
+            write_audit(conn, self.project, "entities", f"rename {eid}", {})
             return entity_info(conn, self.project, eid)
 
     def relate(

@@ -91,12 +91,16 @@ _INSTALL = re.compile(
 _PACKAGE_WORD = re.compile(r"[ \t]+([^\s`'\";|&]+)")
 _PACKAGE_NAME = re.compile(r"^@?[A-Za-z0-9][A-Za-z0-9._/@-]*")
 _IMPORT = re.compile(
-    r"^[ \t]*(?:from[ \t]+([A-Za-z_]\w*)(?:\.[\w.]+)?[ \t]+import\b|"
-    r"import[ \t]+([A-Za-z_]\w*)(?:\.[\w.]+)?(?:[ \t]+as[ \t]+\w+)?[ \t]*(?:$|[,;#]))",
+    r"\bfrom[ \t]+([A-Za-z_]\w*)(?:\.[\w.]+)?[ \t]+import\b|"
+    r"\bimport[ \t]+([A-Za-z_]\w*)(?:\.[\w.]+)?(?=[ \t]*(?:$|[,;#)]|as\b|and\b))",
     re.MULTILINE,
 )
+# words that end the list of packages after ``pip install`` in prose
+_NOT_PACKAGES = frozenset(
+    "and then to for the with use in on or if first after before so it is you we from".split()
+)
 _REQUIRE = re.compile(r"""\b(?:require\(|from\s+)['"](@?[A-Za-z0-9][\w./@-]*)['"]""")
-_INLINE_CODE = re.compile(r"`([A-Za-z_][\w.]*(?:\(\))?)`")
+_INLINE_CODE = re.compile(r"`([A-Za-z_][\w.]*)(?:\(\))?`")
 _SNAKE = re.compile(r"_[a-z0-9]")  # a literal first: fast to scan for
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _CALL_IDENT = re.compile(r"[A-Za-z_][\w.]*$")
@@ -190,6 +194,15 @@ _NAME_STOP = frozenset(
         "Finally",
         "Step",
         "Sorry",
+        "Ask",
+        "Email",
+        "Contact",
+        "Tell",
+        "Send",
+        "Reply",
+        "Meet",
+        "Visit",
+        "Join",
         "Great",
         "Good",
         "Best",
@@ -290,7 +303,12 @@ class Dictionary:
                 end = at + len(form)
                 before = low[at - 1] if at else " "
                 after = low[end] if end < len(low) else " "
-                if not (before.isalnum() or before in "_-" or after.isalnum() or after in "_-"):
+                dotted = (before == "." and at > 1 and low[at - 2].isalnum()) or (
+                    after == "." and end + 1 < len(low) and low[end + 1].isalnum()
+                )  # part of a host name or a dotted path
+                if not (
+                    before.isalnum() or before in "_-" or after.isalnum() or after in "_-" or dotted
+                ):
                     yield kind, at, end, canonical
                 at = low.find(form, at + 1)
 
@@ -339,7 +357,7 @@ class BuiltinExtractor:
                     if word.startswith("-"):
                         continue
                     name = _PACKAGE_NAME.match(word)
-                    if name is None or name.group(0).lower() in ("install", "add"):
+                    if name is None or name.group(0).lower() in _NOT_PACKAGES or "(" in word:
                         break
                     pkg = name.group(0).rstrip(".,:")
                     if pkg:
