@@ -165,7 +165,7 @@ def resolve_by_embedding(
             if a.id in gone or b.id in gone:
                 continue
             keep, drop = (
-                (a, b) if (a.generations, -len(a.name)) >= (b.generations, -len(b.name)) else (b, a)
+                (a, b) if (a.generations, len(a.name)) >= (b.generations, len(b.name)) else (b, a)
             )
             merges.append((keep.name, drop.name, round(sim, 4)))
             gone.add(drop.id)

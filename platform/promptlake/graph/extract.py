@@ -327,6 +327,10 @@ class BuiltinExtractor:
         self.dictionary = dictionary or Dictionary()
         self.version = VERSION
 
+    def aliases(self, kind: str, name: str) -> list[str]:
+        """The dictionary's other forms of ``name`` (stored on the entity it creates)."""
+        return list(self.dictionary.entries.get(kind, {}).get(name, []))
+
     def extract(self, text: str) -> list[Mention]:
         found: list[tuple[str, int, int, str]] = []
         add = found.append

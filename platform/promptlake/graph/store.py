@@ -130,8 +130,8 @@ MENTION_COLUMNS = ("project_id", "generation_id", "field", "start_offset", "end_
                    "extractor_version")  # fmt: skip
 MENTION_TYPES = ("uuid", "uuid", "text", "int4", "int4", "int4", "text", "uuid", "text",
                  "float8", "text")  # fmt: skip
-ENTITY_COLUMNS = ("project_id", "id", "kind", "name", "key")
-ENTITY_TYPES = ("uuid", "uuid", "text", "text", "text")
+ENTITY_COLUMNS = ("project_id", "id", "kind", "name", "key", "aliases")
+ENTITY_TYPES = ("uuid", "uuid", "text", "text", "text", "text[]")
 EXTRACTION_COLUMNS = ("project_id", "generation_id", "extractor", "extractor_version",
                       "source_hash", "mentions")  # fmt: skip
 EXTRACTION_TYPES = ("uuid", "uuid", "text", "text", "bytea", "int4")
@@ -216,7 +216,9 @@ def _write_batch(
         extractions.append((pid, gid, extractor.name, extractor.version, source_hash, count))
     ids = [gid for gid, _, _ in batch]
     if new:
-        rows = [(pid, eid, kind, name, key) for (kind, key), (eid, _, name) in new.items()]
+        aliases = getattr(extractor, "aliases", None)
+        rows = [(pid, eid, kind, name, key, aliases(kind, name) if aliases else [])
+                for (kind, key), (eid, _, name) in new.items()]  # fmt: skip
         report.new_entities += _insert(conn, "entities", ENTITY_COLUMNS, ENTITY_TYPES, rows)
         # another run may have created some of them first: use the stored ids
         stored = conn.execute(
