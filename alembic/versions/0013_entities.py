@@ -85,7 +85,25 @@ def _access_sql() -> list[str]:
         " 'Mentions of each entity per day (UTC) of the generation.'"
     )
     out.append(f"GRANT SELECT ON {', '.join(VIEWS)} TO promptlake_admin, promptlake_analyst")
+    out.append(ANALYZE_FN)
+    out.append("REVOKE ALL ON FUNCTION promptlake_analyze_entities() FROM PUBLIC")
+    out.append("GRANT EXECUTE ON FUNCTION promptlake_analyze_entities() TO promptlake_admin")
     return out
+
+
+# statistics right after a bulk extraction: without them the planner walks the graph with
+# sequential filters (seconds instead of milliseconds) until autovacuum comes by; admins
+# of any project may ask (ANALYZE reads a sample and changes no rows)
+ANALYZE_FN = """
+CREATE FUNCTION promptlake_analyze_entities() RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog, public, pg_temp AS $$
+  BEGIN
+    IF cardinality(public.promptlake_projects('{admin}'::text[])) = 0 THEN
+      RAISE EXCEPTION 'only project admins refresh entity statistics' USING ERRCODE = '42501';
+    END IF;
+    ANALYZE public.entities, public.entity_mentions, public.entity_extractions,
+            public.entity_relations, public.relation_support;
+  END $$"""
 
 
 def _audit_actions(actions: Sequence[str]) -> None:
@@ -303,6 +321,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DELETE FROM audit_log WHERE action = 'entities'")
     _audit_actions(AUDIT_BEFORE)
+    op.execute("DROP FUNCTION promptlake_analyze_entities()")
     # dropping a table drops its policies, grants and indexes too
     for view in VIEWS:
         op.execute(f"DROP VIEW {view}")

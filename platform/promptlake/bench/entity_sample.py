@@ -24,7 +24,7 @@ from typing import Any
 
 PEOPLE = ["Dana Whitfield", "Marcus Oyelaran", "Priya Raman", "Tomas Lindqvist", "Aiko Tanaka",
           "Helen Okafor", "Jonas Brandt", "Lucia Fernandez", "Samuel Adeyemi", "Chloe Martin",
-          "Rafael Costa", "Ingrid Halvorsen", "Wei Zhang", "Fatima Haddad", "Oliver Bennett"]  # fmt: skip
+          "Rafael Costa", "Ingrid Halvorsen", "Wei Zhang", "Fatima Haddad", "Oliver Bennett"]  # fmt: skip  # noqa: E501
 ORGS = ["Northwind Traders", "Contoso Pharmaceuticals", "Initech Systems", "Umbrella Logistics",
         "Stark Industries", "Wayne Enterprises", "Hooli Research", "Vandelay Imports",
         "Soylent Foods", "Cyberdyne Robotics"]  # fmt: skip
@@ -33,7 +33,7 @@ PLACES = ["New York", "San Francisco", "Buenos Aires", "Cape Town", "Hong Kong",
 URLS = ["https://console.acme.io/billing", "https://docs.python.org/3/library/csv.html",
         "https://github.com/pandas-dev/pandas/issues/5123", "https://status.northwind.com",
         "http://example.org/help?topic=login", "https://www.npmjs.com/package/left-pad",
-        "https://support.globex.net/tickets/88231", "https://pytorch.org/get-started/locally"]  # fmt: skip
+        "https://support.globex.net/tickets/88231", "https://pytorch.org/get-started/locally"]  # fmt: skip  # noqa: E501
 DOMAINS = ["docs.acme.io", "status.globex.net", "pypi.org", "stackoverflow.com", "example.com",
            "api.northwind.com", "huggingface.co", "kaggle.com"]  # fmt: skip
 PIP = ["requests", "numpy", "scikit-learn", "fastapi", "sqlalchemy", "pydantic", "httpx",

@@ -97,7 +97,7 @@ _IMPORT = re.compile(
 )
 # words that end the list of packages after ``pip install`` in prose
 _NOT_PACKAGES = frozenset(
-    "and then to for the with use in on or if first after before so it is you we from".split()
+    "and then to for the with use in on or if first after before so it is you we from".split()  # noqa: SIM905
 )
 _REQUIRE = re.compile(r"""\b(?:require\(|from\s+)['"](@?[A-Za-z0-9][\w./@-]*)['"]""")
 _INLINE_CODE = re.compile(r"`([A-Za-z_][\w.]*)(?:\(\))?`")

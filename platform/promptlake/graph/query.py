@@ -197,16 +197,20 @@ def neighbors(
         raise ValidationError([Problem("limit", "must be between 1 and 10000")])
     params = {"p": project.id, "e": eid, "pred": predicate, "d": depth, "limit": limit}
     if depth == 1:
+        # MATERIALIZED: the edges of one node first, whatever the statistics say
         rows = conn.execute(
-            "SELECT e.id, e.kind, e.name, n.predicate, c.support, 1 FROM ("
+            "WITH n AS MATERIALIZED ("
             " SELECT r.object_id AS other, r.predicate, r.id AS rid FROM entity_relations r"
             "  WHERE r.project_id = %(p)s AND r.subject_id = %(e)s"
+            "  AND (%(pred)s::text IS NULL OR r.predicate = %(pred)s)"
             " UNION ALL SELECT r.subject_id, r.predicate, r.id FROM entity_relations r"
-            "  WHERE r.project_id = %(p)s AND r.object_id = %(e)s) n"
-            " JOIN entities e ON e.project_id = %(p)s AND e.id = n.other"
-            " CROSS JOIN LATERAL (SELECT count(*) AS support FROM relation_support s"
-            "  WHERE s.project_id = %(p)s AND s.relation_id = n.rid) c"
-            " WHERE %(pred)s::text IS NULL OR n.predicate = %(pred)s"
+            "  WHERE r.project_id = %(p)s AND r.object_id = %(e)s"
+            "  AND (%(pred)s::text IS NULL OR r.predicate = %(pred)s)),"
+            " c AS MATERIALIZED (SELECT n.other, n.predicate, (SELECT count(*)"
+            "  FROM relation_support s WHERE s.project_id = %(p)s AND s.relation_id = n.rid)"
+            "  AS support FROM n)"
+            " SELECT e.id, e.kind, e.name, c.predicate, c.support, 1 FROM c"
+            " JOIN entities e ON e.project_id = %(p)s AND e.id = c.other"
             " ORDER BY c.support DESC, e.name, e.id LIMIT %(limit)s",
             params,
         ).fetchall()

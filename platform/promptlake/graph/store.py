@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..client import Project
 
 MENTIONED_WITH = "mentioned_with"
+ANALYZE_AFTER = 5000  # mentions written by a run before the tables' statistics are refreshed
 FIELDS = ("input", "output")
 
 
@@ -155,32 +156,48 @@ def _insert(
     return conn.execute(query).rowcount
 
 
+PAIRS = "promptlake_entity_pairs"
 RELATION_SQL = (
-    "CREATE TEMP TABLE IF NOT EXISTS promptlake_entity_pairs (s uuid, o uuid, g uuid)"
-    " ON COMMIT DELETE ROWS",
-    "TRUNCATE promptlake_entity_pairs",
-    "INSERT INTO promptlake_entity_pairs SELECT DISTINCT a.entity_id, b.entity_id,"
-    " a.generation_id FROM entity_mentions a JOIN entity_mentions b"
-    " ON b.project_id = a.project_id AND b.generation_id = a.generation_id"
-    " AND b.field = a.field AND b.sentence = a.sentence AND a.entity_id < b.entity_id"
-    " WHERE a.project_id = %(p)s AND a.generation_id = ANY(%(ids)s)",
     "INSERT INTO entity_relations (project_id, id, subject_id, predicate, object_id)"
     " SELECT DISTINCT %(p)s::uuid, md5(%(p)s::text || s::text || %(pred)s || o::text)::uuid,"
-    " s, %(pred)s, o FROM promptlake_entity_pairs ON CONFLICT DO NOTHING",
+    f" s, %(pred)s, o FROM {PAIRS} ON CONFLICT DO NOTHING",
     "INSERT INTO relation_support (project_id, relation_id, generation_id)"
-    " SELECT %(p)s, r.id, x.g FROM promptlake_entity_pairs x JOIN entity_relations r"
+    f" SELECT %(p)s, r.id, x.g FROM {PAIRS} x JOIN entity_relations r"
     " ON r.project_id = %(p)s AND r.subject_id = x.s AND r.predicate = %(pred)s"
     " AND r.object_id = x.o ON CONFLICT DO NOTHING",
 )
 
 
 def _relate(conn: psycopg.Connection, project_id: uuid.UUID, ids: list[uuid.UUID]) -> int:
-    """Relations and their support from the mentions of ``ids``; support rows written."""
-    params = {"p": project_id, "ids": ids, "pred": MENTIONED_WITH}
-    written = 0
-    for statement in RELATION_SQL:
-        written = conn.execute(statement, params if "%(" in statement else None).rowcount
-    return written
+    """Relations and their support from the stored mentions (every extractor's) of
+    ``ids``: pairs of entities in one sentence, computed here (a self-join of the mentions
+    table plans badly right after bulk loads), then two statements; support rows written."""
+    by_sentence: dict[tuple, set[uuid.UUID]] = {}
+    for gid, field, sentence, eid in conn.execute(
+        "SELECT generation_id, field, sentence, entity_id FROM entity_mentions"
+        " WHERE project_id = %s AND generation_id = ANY(%s)",
+        (project_id, ids),
+    ):
+        by_sentence.setdefault((gid, field, sentence), set()).add(eid)
+    pairs = set()
+    for (gid, _, _), members in by_sentence.items():
+        if len(members) > 1:
+            ordered = sorted(members)
+            pairs.update((a, b, gid) for n, a in enumerate(ordered) for b in ordered[n + 1 :])
+    if not pairs:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {PAIRS} (s uuid, o uuid, g uuid)"
+                    " ON COMMIT DELETE ROWS")  # fmt: skip
+        cur.execute(f"TRUNCATE {PAIRS}")
+        with cur.copy(f"COPY {PAIRS} (s, o, g) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["uuid", "uuid", "uuid"])
+            for row in pairs:
+                copy.write_row(row)
+        cur.execute(f"ANALYZE {PAIRS}")
+    params = {"p": project_id, "pred": MENTIONED_WITH}
+    conn.execute(RELATION_SQL[0], params)
+    return conn.execute(RELATION_SQL[1], params).rowcount
 
 
 def _write_batch(
@@ -317,20 +334,25 @@ def run(
                 progress(min(lo + batch_size, len(ids)), len(ids))
     with project.lake._transaction(project) as conn:
         report.pruned_entities = prune(conn, project.id)
+        if report.mentions >= ANALYZE_AFTER:
+            conn.execute("SELECT promptlake_analyze_entities()")
     report.seconds = time.perf_counter() - started
     return report
 
 
 def prune(conn: psycopg.Connection, project_id: uuid.UUID) -> int:
     """Drop extracted relations nothing supports and extracted entities nothing mentions
-    (and which no manual relation uses); returns how many entities went."""
+    (and which no manual relation uses); returns how many entities went. Whole-project
+    anti-joins: hash joins, whatever stale statistics suggest (as ``dedup.store``)."""
+    (before,) = conn.execute("SELECT current_setting('enable_nestloop')").fetchone()  # type: ignore[misc]
+    conn.execute("SET LOCAL enable_nestloop = off")
     conn.execute(
         "DELETE FROM entity_relations r WHERE r.project_id = %s AND r.source = 'extracted'"
         " AND NOT EXISTS (SELECT 1 FROM relation_support s WHERE s.project_id = r.project_id"
         " AND s.relation_id = r.id)",
         (project_id,),
     )
-    return conn.execute(
+    gone = conn.execute(
         "DELETE FROM entities e WHERE e.project_id = %(p)s AND e.source = 'extracted'"
         " AND NOT EXISTS (SELECT 1 FROM entity_mentions m WHERE m.project_id = e.project_id"
         "  AND m.entity_id = e.id)"
@@ -338,3 +360,5 @@ def prune(conn: psycopg.Connection, project_id: uuid.UUID) -> int:
         "  AND r.source = 'manual' AND e.id IN (r.subject_id, r.object_id))",
         {"p": project_id},
     ).rowcount
+    conn.execute("SELECT set_config('enable_nestloop', %s, true)", (before,))
+    return gone
