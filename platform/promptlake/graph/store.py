@@ -173,12 +173,12 @@ def _relate(conn: psycopg.Connection, project_id: uuid.UUID, ids: list[uuid.UUID
     ``ids``: pairs of entities in one sentence, computed here (a self-join of the mentions
     table plans badly right after bulk loads), then two statements; support rows written."""
     by_sentence: dict[tuple, set[uuid.UUID]] = {}
-    for gid, field, sentence, eid in conn.execute(
+    for gid, fname, sentence, eid in conn.execute(
         "SELECT generation_id, field, sentence, entity_id FROM entity_mentions"
         " WHERE project_id = %s AND generation_id = ANY(%s)",
         (project_id, ids),
     ):
-        by_sentence.setdefault((gid, field, sentence), set()).add(eid)
+        by_sentence.setdefault((gid, fname, sentence), set()).add(eid)
     pairs = set()
     for (gid, _, _), members in by_sentence.items():
         if len(members) > 1:
