@@ -100,7 +100,7 @@ def _node(project: Project, conn: Any, ref: Any, kind: str | None) -> tuple[str,
     if kind is None:
         name = type(ref).__name__
         kind = {"Generation": "generation", "DatasetVersion": "dataset_version",
-                "Run": "run"}.get(name)  # fmt: skip
+                "Run": "run", "TrackedRun": "run"}.get(name)  # fmt: skip
     try:
         nid = as_uuid(ref)
     except (TypeError, ValueError, AttributeError):
