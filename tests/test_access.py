@@ -21,11 +21,14 @@ ANALYTICS = {"usage_daily", "score_trends", "session_stats", "duplicate_rates",
 EXPERIMENTS = {"experiments", "experiment_items", "experiment_results", "experiment_comparison"}
 VIEWS = ["project_usage", "generation_canonical", "dedup_rates", "dataset_lineage",
          "experiment_results", "experiment_comparison", *sorted(ANALYTICS)]  # fmt: skip
+         "entity_cooccurrence", "entity_mentions_daily", *sorted(ANALYTICS)]  # fmt: skip
 DEDUP = {"dedup_indexes", "dedup_clusters", "dedup_members", "dedup_signatures",
          "generation_embeddings", "generation_canonical", "dedup_rates",
          "generation_search", "documents", "document_chunks",
          "generation_retrievals", "dataset_versions", "dataset_items", "run_datasets",
          "dataset_lineage"}  # fmt: skip
+GRAPH = {"entities", "entity_mentions", "entity_extractions", "entity_relations",
+         "relation_support", "entity_cooccurrence", "entity_mentions_daily"}  # fmt: skip
 
 # what each member role may read in its own project (everything else: zero rows)
 READABLE = {
@@ -34,6 +37,11 @@ READABLE = {
         "sessions", "generations", "scores", "attachments", "models", "prompt_templates",
         "prompt_versions", "prompt_labels", "runs", "pii_policies", "pii_findings",
         "project_members", "projects", "project_usage", *DEDUP, *ANALYTICS, *EXPERIMENTS,
+    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP | ANALYTICS | GRAPH,
+    "analyst": {
+        "sessions", "generations", "scores", "attachments", "models", "prompt_templates",
+        "prompt_versions", "prompt_labels", "runs", "pii_policies", "pii_findings",
+        "project_members", "projects", "project_usage", *DEDUP, *ANALYTICS, *GRAPH,
     },
     "writer": {
         "models", "prompt_templates", "prompt_versions", "prompt_labels", "runs", "pii_policies",
@@ -87,6 +95,18 @@ FILL = [
     " SELECT :p, id, :g, :g, 'ok' FROM experiments WHERE project_id = :p",
     "INSERT INTO api_keys (project_id, id, prefix, key_hash, principal, role)"
     " VALUES (:p, :g, 'plk_' || CAST(:g AS text), '\\x00', 'key:x', 'writer')",
+    "INSERT INTO entities (project_id, id, kind, name, key) VALUES (:p, :g, 'name', 'A B', 'ab'),"
+    " (:p, gen_random_uuid(), 'url', 'https://x.io', 'https://x.io')",
+    "INSERT INTO entity_mentions (project_id, generation_id, field, start_offset, end_offset,"
+    " sentence, extractor, entity_id, surface, confidence, extractor_version)"
+    " SELECT :p, :g, 'output', n, n + 1, 0, 'builtin', e.id, 'x', 1, '1'"
+    " FROM entities e, (VALUES (0), (1)) v(n) WHERE e.project_id = :p"
+    " AND (e.id = :g) = (n = 0)",
+    "INSERT INTO entity_extractions (project_id, generation_id, extractor, extractor_version,"
+    " source_hash, mentions) VALUES (:p, :g, 'builtin', '1', '\\x00', 2)",
+    "INSERT INTO entity_relations (project_id, id, subject_id, predicate, object_id)"
+    " SELECT :p, :g, :g, 'mentioned_with', id FROM entities WHERE project_id = :p AND id <> :g",
+    "INSERT INTO relation_support (project_id, relation_id, generation_id) VALUES (:p, :g, :g)",
 ]
 
 

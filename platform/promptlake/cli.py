@@ -1071,6 +1071,24 @@ def bench_experiments(items: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
+@bench.command(name="entities")
+@click.option("--texts", default=3000, show_default=True, type=click.IntRange(10),
+              help="~2 KB texts to time each extractor on.")  # fmt: skip
+@click.option("--rows", default=20_000, show_default=True, type=click.IntRange(0),
+              help="Generations of the project the graph queries run on (0: skip).")  # fmt: skip
+@click.option("--queries", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--no-spacy", is_flag=True, help="Skip the NER extra.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_entities(texts: int, rows: int, queries: int, no_spacy: bool, as_json: bool) -> None:
+    """Entity extraction generations/s, precision/recall per kind, graph query p50."""
+    from .bench.entities import format_report, run_entities_bench
+
+    with _lake() as lake:
+        result = run_entities_bench(lake, texts=texts, rows=rows, queries=queries,
+                                    spacy=not no_spacy)  # fmt: skip
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
 def _register_subcommands() -> None:
     from .datasets.cli import dataset
     from .experiments.cli import experiment, trends
@@ -1084,6 +1102,10 @@ def _register_subcommands() -> None:
     main.add_command(keys)
     bench.add_command(bench_serve)
     bench.add_command(bench_ui)
+    from .graph.cli import entities, lineage
+
+    main.add_command(entities)
+    main.add_command(lineage)
 
 
 _register_subcommands()

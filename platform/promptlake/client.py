@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .datasets import Datasets
     from .dedup import ContaminationReport, DedupReport, Selection
     from .experiments import Experiments
+    from .graph import Entities
     from .ingest.background import BackgroundLogger
     from .ingest.importers import ImportReport
     from .privacy.erase import ErasureReport
@@ -540,6 +541,22 @@ class Project:
         from .server.keys import ApiKeys
 
         return ApiKeys(self)
+
+    @property
+    def entities(self) -> Entities:
+        """The project's entity graph: ``proj.entities(kind=...)`` lists entities;
+        ``extract``, ``get``, ``neighbors``, ``path``, ``merge``, ``rename``, ``resolve``.
+        See :mod:`promptlake.graph`."""
+        from .graph import Entities
+
+        return Entities(self)
+
+    def lineage(self, node: Any, *, direction: str = "ancestors", **options: Any) -> list:
+        """Ancestors (or descendants) of a generation, run or dataset version: chains,
+        synthetic seeds, runs and dataset cuts. See :func:`promptlake.graph.lineage`."""
+        from .graph import lineage
+
+        return lineage(self, node, direction=direction, **options)
 
     def retrieve(self, query: str, k: int = 5, **options: Any) -> list:
         """The ``k`` corpus chunks closest to ``query``; pass them to ``log(retrieved=...)``."""

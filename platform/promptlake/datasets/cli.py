@@ -55,10 +55,13 @@ def dataset() -> None:
 @click.option("--min-score", "min_scores", multiple=True, metavar="NAME=VALUE",
               help="Mean score NAME at least VALUE (repeatable).")  # fmt: skip
 @click.option("--limit", type=click.IntRange(1))
+@click.option("--entity", "entities", multiple=True,
+              help="Rows mentioning this entity (name, alias or id; repeatable: any).")  # fmt: skip
 def export(
     params_path: Path, out: Path, project: str | None, models: tuple[str, ...],
     origins: tuple[str, ...], statuses: tuple[str, ...], tags: tuple[str, ...],
     since: str | None, until: str | None, min_scores: tuple[str, ...], limit: int | None,
+    entities: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Generations matching the `export` filter -> one Parquet file (ordered by id).
 
@@ -71,7 +74,7 @@ def export(
         key: list(value) if isinstance(value, tuple) else value
         for key, value in (("project", project), ("models", models), ("origins", origins),
                            ("statuses", statuses), ("tags", tags), ("since", since),
-                           ("until", until), ("limit", limit))
+                           ("until", until), ("limit", limit), ("entities", entities))
         if value not in (None, ())
     }  # fmt: skip
     if min_scores:

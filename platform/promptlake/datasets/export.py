@@ -119,6 +119,12 @@ def _where(project: Project, flt: ExportFilter) -> tuple[str, list[Any]]:
     if flt.tags:
         clauses.append("g.tags && %s::text[]")
         params.append(list(flt.tags))
+    if flt.entities:
+        from ..graph.filters import CONDITION, entity_params
+
+        keys, names = entity_params(flt.entities)
+        clauses.append(CONDITION.format(p="%s", keys="%s::text[]", names="%s::text[]"))
+        params += [project.id, names, keys, names]
     if flt.since:
         clauses.append("g.created_at >= %s")
         params.append(flt.since)

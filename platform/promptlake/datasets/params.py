@@ -35,9 +35,12 @@ class ExportFilter:
     until: dt.datetime | None = None
     min_scores: Mapping[str, float] = field(default_factory=dict)  # mean score >= threshold
     limit: int | None = None
+    entities: tuple[str, ...] = ()  # rows mentioning any of them (see graph/filters.py)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"entities": list(self.entities)} if self.entities else {}
         return {
+            **extra,
             "project": self.project,
             "models": list(self.models),
             "origins": list(self.origins),
@@ -217,6 +220,7 @@ def parse(raw: Mapping[str, Any]) -> PipelineParams:
         until=ex.moment("until"),
         min_scores=min_scores,
         limit=limit,
+        entities=ex.texts("entities", ()),
     )
     ex.done()
 

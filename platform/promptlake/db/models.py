@@ -371,6 +371,7 @@ class Attachment(Base):
 MEMBER_ROLES = ("admin", "writer", "analyst", "viewer")
 AUDIT_ACTIONS = (
     "reveal", "export", "erase", "grant", "revoke", "policy", "anonymize", "create_project",
+    "entities",
 )  # fmt: skip
 PII_FIELDS = ("input_text", "input_messages", "output")
 
@@ -843,3 +844,117 @@ class ApiKey(Base):
     created_by: Mapped[str | None]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
     revoked_at: Mapped[dt.datetime | None]
+
+
+ENTITY_KINDS = ("url", "domain", "email", "package", "code", "product", "model", "name",
+                "person", "org", "place")  # fmt: skip
+ENTITY_SOURCES = ("extracted", "manual")
+
+
+class Entity(Base):
+    __tablename__ = "entities"
+    __table_args__ = (
+        ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE"),
+        UniqueConstraint("project_id", "kind", "key"),
+        CheckConstraint(_in("kind", ENTITY_KINDS), name="kind"),
+        CheckConstraint(_in("source", ENTITY_SOURCES), name="source"),
+        {"comment": "Who and what generated content talks about (see graph/)."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(comment="url, domain, email, package, ...")
+    name: Mapped[str] = mapped_column(comment="Canonical name.")
+    key: Mapped[str] = mapped_column(comment="Normalized name: what resolution matches.")
+    aliases: Mapped[list[str]] = mapped_column(
+        ARRAY(TEXT),
+        server_default=EMPTY_TAGS,
+        comment="Other surface forms merged into this entity.",
+    )
+    source: Mapped[str] = mapped_column(
+        server_default=text("'extracted'"),
+        comment="extracted, or manual (renamed or merged by hand: kept when unmentioned).",
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class EntityMention(Base):
+    __tablename__ = "entity_mentions"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        _project_fk(["entity_id"], "entities", ondelete="CASCADE"),
+        CheckConstraint("field IN ('input', 'output')", name="field"),
+        CheckConstraint("start_offset >= 0 AND end_offset > start_offset", name="span"),
+        Index(None, "project_id", "entity_id"),
+        {"comment": "Where an entity is mentioned: generation, field and span."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    field: Mapped[str] = mapped_column(primary_key=True, comment="input or output.")
+    start_offset: Mapped[int] = mapped_column(Integer, primary_key=True)
+    end_offset: Mapped[int] = mapped_column(Integer)
+    sentence: Mapped[int] = mapped_column(
+        Integer,
+        comment="Index of the sentence (or line) in the field: relations are per sentence.",
+    )
+    extractor: Mapped[str] = mapped_column(primary_key=True, comment="builtin or spacy.")
+    entity_id: Mapped[uuid.UUID]
+    surface: Mapped[str] = mapped_column(comment="The text as it appears.")
+    confidence: Mapped[float] = mapped_column(Double)
+    extractor_version: Mapped[str]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class EntityExtraction(Base):
+    __tablename__ = "entity_extractions"
+    __table_args__ = (
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        {"comment": "Which generations each extractor has read (incremental extraction)."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    extractor: Mapped[str] = mapped_column(primary_key=True)
+    extractor_version: Mapped[str]
+    source_hash: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="content_hash of the generation when read: a change makes it stale."
+    )
+    mentions: Mapped[int] = mapped_column(Integer)
+    extracted_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class EntityRelation(Base):
+    __tablename__ = "entity_relations"
+    __table_args__ = (
+        _project_fk(["subject_id"], "entities", ondelete="CASCADE"),
+        _project_fk(["object_id"], "entities", ondelete="CASCADE"),
+        UniqueConstraint("project_id", "subject_id", "predicate", "object_id"),
+        CheckConstraint("subject_id <> object_id", name="not_self"),
+        CheckConstraint(_in("source", ENTITY_SOURCES), name="source"),
+        Index(None, "project_id", "object_id"),
+        {"comment": "Edges of the entity graph: subject, predicate, object."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    subject_id: Mapped[uuid.UUID]
+    predicate: Mapped[str] = mapped_column(comment="e.g. mentioned_with (same sentence).")
+    object_id: Mapped[uuid.UUID]
+    source: Mapped[str] = mapped_column(server_default=text("'extracted'"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=NOW)
+
+
+class RelationSupport(Base):
+    __tablename__ = "relation_support"
+    __table_args__ = (
+        _project_fk(["relation_id"], "entity_relations", ondelete="CASCADE"),
+        _project_fk(["generation_id"], "generations", ondelete="CASCADE"),
+        Index(None, "project_id", "generation_id"),
+        {"comment": "The generations that support each relation."},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    relation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -2,7 +2,8 @@
 
 ``erase`` deletes, in one transaction, the person's sessions and every generation in them
 with what hangs off those generations (scores, attachments, PII findings, vault entries
-go by ``ON DELETE CASCADE``; later tables such as embeddings and dataset items do too),
+go by ``ON DELETE CASCADE``; later tables such as embeddings, dataset items and entity
+mentions do too, and entities no remaining row mentions are pruned),
 detaches other people's generations that named one of them as parent, records a keyed
 hash of the end-user id (never the id itself) so that replayed imports and later logging
 for that id are refused, and writes an audit entry with the counts. Each erased session
@@ -102,6 +103,9 @@ def erase(project: Project, end_user_id: str) -> ErasureReport:
         sessions = conn.execute(
             "DELETE FROM sessions WHERE project_id = %s AND end_user_id = %s", (pid, end_user_id)
         ).rowcount
+        from ..graph.store import prune
+
+        prune(conn, pid)  # entities only the erased rows named go with them
         conn.execute(
             "INSERT INTO erasure_tombstones (project_id, subject_hash) VALUES (%s, %s)"
             " ON CONFLICT DO NOTHING",

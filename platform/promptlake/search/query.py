@@ -20,7 +20,8 @@ per-embedder partial HNSW index.
 - hybrid: each list keeps its best ``candidates`` rows, and the fused score is
   ``sum(1 / (rrf_k + position))`` over the lists a row appears in (RRF, rrf_k = 60).
 
-Filters (model, origin, time range, tags, session, end user, a score range) apply inside
+Filters (model, origin, time range, tags, session, end user, a score range, a mentioned
+entity) apply inside
 both lists, before ranking, so no result is ever outside them.
 
 The vector list can also start from a given vector (``vector=``: embeddings made by a
@@ -94,6 +95,7 @@ def _filters(
     session: Any,
     end_user: str | None,
     score: tuple[str, float | None, float | None] | None,
+    entity: str | Sequence[str] | None = None,
 ) -> sql.Composable | None:
     """The filters on ``generations g``; None when there are none (no join needed)."""
     conds = [sql.SQL("g.project_id = %(p)s")]
@@ -133,6 +135,14 @@ def _filters(
             " AND (%(score_low)s::float8 IS NULL OR sc.value_numeric >= %(score_low)s)"
             " AND (%(score_high)s::float8 IS NULL OR sc.value_numeric <= %(score_high)s))"
         ))  # fmt: skip
+    if entity is not None:  # generations mentioning the entity (any of them)
+        from ..graph.filters import CONDITION, entity_params
+
+        names = [entity] if isinstance(entity, str) else list(entity)
+        params["entity_keys"], params["entity_names"] = entity_params(names)
+        conds.append(sql.SQL(CONDITION.format(
+            p="%(p)s", keys="%(entity_keys)s::text[]", names="%(entity_names)s::text[]"
+        )))  # fmt: skip
     return sql.SQL(" AND ").join(conds) if len(conds) > 1 else None
 
 
@@ -203,6 +213,7 @@ def search(
     end_user: str | None = None,
     score: tuple[str, float | None, float | None] | None = None,
     vector: Any = None,
+    entity: str | Sequence[str] | None = None,
 ) -> list[SearchHit]:
     """The ``k`` best generations of ``project`` for ``query``; see the module docstring.
 
@@ -233,7 +244,7 @@ def search(
         return sql.SQL("") if condition is None else sql.SQL("AND ") + condition
 
     where = _filters(params, model=model, origin=origin, since=since, until=until, tags=tags,
-                     session=session, end_user=end_user, score=score)  # fmt: skip
+                     session=session, end_user=end_user, score=score, entity=entity)  # fmt: skip
     empty_text = sql.SQL(
         "SELECT NULL::uuid AS id, NULL::float8 AS text_rank, NULL::bigint AS text_pos WHERE false"
     )
