@@ -20,7 +20,7 @@ ANALYTICS = {"usage_daily", "score_trends", "session_stats", "duplicate_rates",
              "synthetic_share", "pii_rates", "run_metrics"}  # fmt: skip
 EXPERIMENTS = {"experiments", "experiment_items", "experiment_results", "experiment_comparison"}
 VIEWS = ["project_usage", "generation_canonical", "dedup_rates", "dataset_lineage",
-         "experiment_results", "experiment_comparison", *sorted(ANALYTICS)]  # fmt: skip
+         "experiment_results", "experiment_comparison",
          "entity_cooccurrence", "entity_mentions_daily", *sorted(ANALYTICS)]  # fmt: skip
 DEDUP = {"dedup_indexes", "dedup_clusters", "dedup_members", "dedup_signatures",
          "generation_embeddings", "generation_canonical", "dedup_rates",
@@ -32,16 +32,13 @@ GRAPH = {"entities", "entity_mentions", "entity_extractions", "entity_relations"
 
 # what each member role may read in its own project (everything else: zero rows)
 READABLE = {
-    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP | ANALYTICS | EXPERIMENTS,
+    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP | ANALYTICS
+    | EXPERIMENTS | GRAPH,
     "analyst": {
         "sessions", "generations", "scores", "attachments", "models", "prompt_templates",
         "prompt_versions", "prompt_labels", "runs", "pii_policies", "pii_findings",
         "project_members", "projects", "project_usage", *DEDUP, *ANALYTICS, *EXPERIMENTS,
-    "admin": set(PROJECT_TABLES) | {"projects", "project_usage"} | DEDUP | ANALYTICS | GRAPH,
-    "analyst": {
-        "sessions", "generations", "scores", "attachments", "models", "prompt_templates",
-        "prompt_versions", "prompt_labels", "runs", "pii_policies", "pii_findings",
-        "project_members", "projects", "project_usage", *DEDUP, *ANALYTICS, *GRAPH,
+        *GRAPH,
     },
     "writer": {
         "models", "prompt_templates", "prompt_versions", "prompt_labels", "runs", "pii_policies",
