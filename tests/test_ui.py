@@ -112,8 +112,13 @@ def test_project_counts_and_usage_chart(env) -> None:
         r = c.get("/ui/project?days=7")
     assert r.status_code == 200
     assert "<b>31</b> sessions" in r.text and "<b>64</b> generations" in r.text
-    assert r.text.count('<svg class="chart"') == 5
+    assert r.text.count('<svg class="chart"') == 6  # 5 usage panels, the score trend
     assert "p95 latency" in r.text and '<rect class="bar"' in r.text
+    trend = r.text.split("Score over time: helpfulness", 1)[1]
+    assert '<circle class="dot' in trend and "No significant drop" in trend
+    with _admin(env) as c:
+        other = c.get("/ui/project?days=7&score=no-such-score")  # falls back to a real one
+    assert other.status_code == 200 and "Score over time: helpfulness" in other.text
     with _admin(env) as c:
         assert c.get("/ui/project?days=0").status_code == 400
         assert "must be a whole number" in c.get("/ui/project?days=x").text

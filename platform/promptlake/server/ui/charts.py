@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -143,3 +144,16 @@ def usage_charts(usage: Iterable[dict], since: dt.date, until: dt.date) -> list[
         ("Errors", bars("Errors", totals["errors"], days)),
         (latency_title.capitalize(), lines(latency_title, p95, days, " ms")),
     ]
+
+
+def trend_chart(report: Any, since: dt.date, until: dt.date) -> tuple[Markup, list[Any]]:
+    """A score's daily mean per model and prompt version (``experiments.trends``), and
+    the points its change detector flagged."""
+    days = _days(since, until)
+    series: dict[str, dict[dt.date, float]] = defaultdict(dict)
+    for point in report.points:
+        if point.score.estimate is None:
+            continue
+        name = f"{point.model or '(no model)'} · {point.prompt_version or 'no prompt version'}"
+        series[name][point.period] = float(point.score.estimate)
+    return lines(f"{report.score} (mean)", series, days), list(report.alerts)

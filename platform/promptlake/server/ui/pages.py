@@ -60,15 +60,26 @@ def project(ctx: Ctx) -> Response:
     since = until - dt.timedelta(days=days - 1)
     fresh = ctx.request.query_params.get("fresh") == "1"  # skip the cache (bench, tests)
 
-    def compute() -> tuple[list[dict], dict[str, int]]:
-        usage = queries.usage(ctx.project, ctx.auth.role, since)
-        return usage, queries.counts(ctx.project) if ctx.can_read else {}
+    wanted = ctx.request.query_params.get("score") or None
 
-    key = (ctx.project.id, ctx.auth.principal, ctx.auth.role, since)
+    def compute() -> tuple[list[dict], dict[str, int], Any]:
+        usage = queries.usage(ctx.project, ctx.auth.role, since)
+        if not ctx.can_read:
+            return usage, {}, None
+        names = queries.score_names(ctx.project)
+        score = wanted if wanted in names else (names[0] if names else None)
+        report = None
+        if score is not None:  # behaviour over time: issue 22's trends, drops flagged
+            report = ctx.project.experiments.trends(score, by="day", since=since)
+        return usage, queries.counts(ctx.project), (names, score, report)
+
+    key = (ctx.project.id, ctx.auth.principal, ctx.auth.role, since, wanted)
     if fresh:
-        (usage, counts), at = compute(), time.time()
+        (usage, counts, trend), at = compute(), time.time()
     else:
-        (usage, counts), at = AGGREGATES.get(key, compute)
+        (usage, counts, trend), at = AGGREGATES.get(key, compute)
+    names, score, report = trend or ([], None, None)
+    trend_svg, alerts = charts.trend_chart(report, since, until) if report else (None, [])
     totals = {
         "calls": sum(int(r["calls"] or 0) for r in usage),
         "errors": sum(int(r["errors"] or 0) for r in usage),
@@ -86,6 +97,10 @@ def project(ctx: Ctx) -> Response:
         since=since,
         until=until,
         panels=charts.usage_charts(usage, since, until),
+        score_names=names,
+        score=score,
+        trend_svg=trend_svg,
+        alerts=alerts,
         as_of=dt.datetime.fromtimestamp(at, dt.UTC),
         ttl=int(AGGREGATES.ttl),
     )

@@ -55,6 +55,16 @@ def counts(project: Project) -> dict[str, int]:
     return dict(row or {})
 
 
+def score_names(project: Project, limit: int = 50) -> list[str]:
+    """The names of the project's scores (for the trends chart's picker)."""
+    found = rows(
+        project,
+        "SELECT DISTINCT name FROM scores WHERE project_id = %s ORDER BY name LIMIT %s",
+        (project.id, limit),
+    )
+    return [r["name"] for r in found]
+
+
 def usage(project: Project, role: str, since: dt.date) -> list[dict]:
     """Per day and model since ``since``: calls, tokens, cost, errors, p95 latency
     (``usage_daily``); viewers get ``project_usage`` (no percentiles there: its average)."""
