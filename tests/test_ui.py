@@ -354,3 +354,31 @@ def test_aggregate_cache_serves_stale_while_it_recomputes() -> None:
     while cache.get("k", compute)[0] == 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert cache.get("k", compute)[0] == 3
+
+
+def test_entity_pages_draw_the_graph_and_stay_in_their_project(env) -> None:
+    server, data, url = env
+    with promptlake.connect(url, principal="ui-tests") as lake:
+        ids = {}
+        for name, text in (("ui-a", "Grafana Labs"), ("ui-b", "Zebrafish Institute")):
+            proj = lake.project(name)
+            proj.log(
+                prompt=f"Does {text} work with Kubernetes Operator and Apache Kafka?",
+                output=f"Yes: {text} ships a plugin; see https://example.org/docs (Apache Kafka).",
+                model="m",
+            )
+            proj.entities.extract()
+            ids[name] = {e.name: e.id for e in proj.entities(limit=200)}
+    assert "Apache Kafka" in ids["ui-a"] and "Zebrafish Institute" in ids["ui-b"]
+    with _admin(env) as c:
+        listing = c.get("/ui/entities?q=Kafka")
+        assert listing.status_code == 200 and "Apache Kafka" in listing.text
+        page = c.get(f"/ui/entities/{ids['ui-a']['Apache Kafka']}")
+        assert page.status_code == 200 and "<title>Apache Kafka" in page.text
+        assert '<svg class="chart graph"' in page.text and "Grafana Labs" in page.text
+        assert "/ui/generations/" in page.text  # mentions link to their generations
+        other = c.get(f"/ui/entities/{ids['ui-b']['Zebrafish Institute']}")
+        assert other.status_code == 404 and "Zebrafish" not in other.text
+        assert "Zebrafish" not in c.get("/ui/entities").text
+    with _client(server, data.keys["viewer"]) as c:
+        assert c.get("/ui/entities").status_code == 403

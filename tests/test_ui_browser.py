@@ -87,7 +87,7 @@ def test_browse_search_review_in_chromium(env, browser) -> None:
     _shot(page, "generation")
 
     page.goto(base + "/ui/project")
-    assert page.locator("svg.chart").count() == 5
+    assert page.locator("svg.chart").count() == 6  # usage panels and the score trend
     _shot(page, "project")
 
     # search: "/" focuses the box, Enter submits; highlighted snippets; next page

@@ -44,6 +44,8 @@ def routes() -> list:
                 Route("/runs", pages.runs, methods=["GET"]),
                 Route("/runs/{rid}", pages.run, methods=["GET"]),
                 Route("/review", pages.review, methods=["GET"]),
+                Route("/entities", pages.entities, methods=["GET"]),
+                Route("/entities/{eid}", pages.entity, methods=["GET"]),
                 Route("/review/score", pages.review_score, methods=["POST"]),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="ui-static"),
             ],

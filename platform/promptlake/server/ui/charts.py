@@ -157,3 +157,41 @@ def trend_chart(report: Any, since: dt.date, until: dt.date) -> tuple[Markup, li
         name = f"{point.model or '(no model)'} · {point.prompt_version or 'no prompt version'}"
         series[name][point.period] = float(point.score.estimate)
     return lines(f"{report.score} (mean)", series, days), list(report.alerts)
+
+
+def neighbour_graph(centre: Any, neighbours: list[Any], base: str) -> Markup:
+    """The entity in the middle, its neighbours on a circle around it, each edge as thick
+    as the number of generations supporting it; every node links to its own page."""
+    import math
+
+    size, radius = 420, 150
+    cx = cy = size / 2
+    top = max((n.support for n in neighbours), default=1) or 1
+    parts = [
+        f'<svg class="chart graph" viewBox="0 0 {size} {size}" role="img"'
+        f' aria-label="{escape(centre.name)} and its neighbours">'
+    ]
+    nodes = []
+    for i, n in enumerate(neighbours):
+        angle = 2 * math.pi * i / max(1, len(neighbours)) - math.pi / 2
+        x, y = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
+        width = 1 + 4 * n.support / top
+        parts.append(
+            f'<line class="edge" x1="{cx:.1f}" y1="{cy:.1f}" x2="{x:.1f}" y2="{y:.1f}"'
+            f' stroke-width="{width:.1f}"><title>{escape(n.predicate)}: {n.support}'
+            " generations</title></line>"
+        )
+        nodes.append((x, y, n))
+    for x, y, n in nodes:
+        parts.append(
+            f'<a href="{escape(base)}/{n.id}"><circle class="node" cx="{x:.1f}" cy="{y:.1f}"'
+            f' r="6"><title>{escape(n.kind)}: {escape(n.name)}</title></circle>'
+            f'<text class="label" x="{x:.1f}" y="{y - 10:.1f}" text-anchor="middle">'
+            f"{escape(n.name[:28])}</text></a>"
+        )
+    parts.append(
+        f'<circle class="node centre" cx="{cx:.1f}" cy="{cy:.1f}" r="9"></circle>'
+        f'<text class="label centre" x="{cx:.1f}" y="{cy - 14:.1f}" text-anchor="middle">'
+        f"{escape(centre.name[:32])}</text></svg>"
+    )
+    return Markup("".join(parts))

@@ -489,3 +489,42 @@ def review_score(ctx: Ctx) -> Response:
     if following is None:
         return RedirectResponse(_review_url(queue, None, end="1", msg=msg), 303)
     return RedirectResponse(_review_url(queue, following, msg=msg), 303)
+
+
+@page
+def entities(ctx: Ctx) -> Response:
+    """The entity graph's entities, most mentioned first (issue 21)."""
+    ctx.need_read("entities")
+    kind = ctx.request.query_params.get("kind") or None
+    match = ctx.request.query_params.get("q") or None
+    found = ctx.project.entities(kind=kind, match=match, limit=200)
+    return render(
+        ctx,
+        ctx.request,
+        "entities.html",
+        title=f"Entities · {ctx.auth.project_name}",
+        entities=found,
+        kind=kind,
+        match=match or "",
+    )
+
+
+@page
+def entity(ctx: Ctx) -> Response:
+    """One entity: aliases, mentions (linked to their generations), and its neighbours
+    drawn as a graph."""
+    ctx.need_read("entities")
+    eid = _uuid(ctx.request.path_params["eid"], "entity")
+    graph = ctx.project.entities
+    info = graph.get(eid)
+    neighbours = graph.neighbors(eid, limit=24)
+    return render(
+        ctx,
+        ctx.request,
+        "entity.html",
+        title=f"{info.name} · entities · {ctx.auth.project_name}",
+        entity=info,
+        mentions=graph.mentions(eid, limit=50),
+        neighbours=neighbours,
+        picture=charts.neighbour_graph(info, neighbours, ctx.request.url.path.rsplit("/", 1)[0]),
+    )
