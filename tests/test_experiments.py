@@ -188,7 +188,7 @@ def test_failing_item_is_recorded_and_skipped_and_flaky_ones_retried(project, ve
             tries[item.id] = tries.get(item.id, 0) + 1
             first = tries[item.id] == 1
         if item.id == broken:
-            raise ValueError(f"model refused item {item.id}")
+            raise ValueError(f"model refused item {item.id} for ann.lee@example.com")
         if first:
             raise TimeoutError("transient")
         return item.expected
@@ -202,6 +202,7 @@ def test_failing_item_is_recorded_and_skipped_and_flaky_ones_retried(project, ve
     failed = df[df.status == "error"]
     assert list(failed.item_id) == [broken] and failed.generation_id.isna().all()
     assert "ValueError: model refused" in failed.error.iloc[0] and failed.attempts.iloc[0] == 3
+    assert "ann.lee@example.com" not in failed.error.iloc[0]  # the PII policy applies
     assert (df[df.status == "ok"].attempts == 2).all()
     assert report.scores["exact_match"].n == 59
     # without retry_errors nothing runs; with a task that works the item is done

@@ -33,6 +33,7 @@ from psycopg.types.json import Jsonb
 from ..db.models import DATASET_SPLITS
 from ..errors import NotFoundError, Problem, PromptLakeError, ValidationError
 from ..ids import uuid7
+from ..privacy.anonymize import text_anonymizer
 from ..scores import insert_scores, prepare_score
 from ..tracking.runs import TrackedRun
 from .items import Item, dataset_items
@@ -373,6 +374,7 @@ def _flush(project: Project, experiment_id: uuid.UUID, outcomes: list[_Outcome])
                 )
             store_side_rows(conn, project, rows)
             insert_scores(conn, project.id, [s for o in outcomes for s in o.scores])
+        clean = text_anonymizer(project, "experiment_items.error")  # a task's own text
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO experiment_items (project_id, experiment_id, item_id, generation_id,"
@@ -390,10 +392,18 @@ def _flush(project: Project, experiment_id: uuid.UUID, outcomes: list[_Outcome])
                         o.item.id,
                         o.row.id if o.row else None,
                         "ok" if o.row else "error",
-                        o.error,
+                        clean(o.error) if o.error else o.error,
                         o.attempts,
                         o.latency_ms,
-                        Jsonb({"scorer_errors": o.scorer_errors} if o.scorer_errors else {}),
+                        Jsonb(
+                            {
+                                "scorer_errors": {
+                                    k: clean(str(v)) for k, v in o.scorer_errors.items()
+                                }
+                            }
+                            if o.scorer_errors
+                            else {}
+                        ),
                     )
                     for o in outcomes
                 ],

@@ -425,3 +425,17 @@ def reveal(project: Project, generation_id: uuid.UUID) -> dict[str, Any]:
 def chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def text_anonymizer(project: Project, field: str) -> Callable[[str], str]:
+    """A function applying the project's live PII operators to one text, whatever the
+    policy's ``apply_at``: for texts that leave the rows the policy rewrites (MLflow
+    params, an experiment task's error), recorded as ``field`` in no findings row."""
+    from . import policy as policies
+
+    anonymizer = Anonymizer(project, policies.current(project), project.lake.master_key())
+
+    def clean(value: str) -> str:
+        return anonymizer.text(value, field, [])
+
+    return clean

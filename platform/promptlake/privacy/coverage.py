@@ -14,6 +14,8 @@ from .anonymize import COVERED
 _CHOSEN = "an identifier or label the application or an operator chooses, not free text"
 _DERIVED = "written by promptlake itself (hashes, enums, settings, findings metadata)"
 _CORPUS = "the project's RAG document corpus, added by admins, not user or model text"
+_WRITTEN_CLEAN = "the live policy's operators are applied when it is written (text_anonymizer)"
+_GRAPH = "extracted from text already under the policy; values it removes never enter"
 
 EXEMPT: dict[str, str] = {
     "projects.name": _CHOSEN, "projects.description": _CHOSEN, "projects.settings": _DERIVED,
@@ -59,6 +61,25 @@ EXEMPT: dict[str, str] = {
     "scores.name": _CHOSEN, "scores.data_type": _DERIVED,
     "scores.value_text": "a categorical label from the application's own vocabulary",
     "scores.source": _DERIVED, "scores.author": _CHOSEN, "vault.key_id": _DERIVED,
+    # access (0008) and API keys (0011)
+    "projects.owner": _CHOSEN, "principal_logins.principal": _CHOSEN,
+    "principal_logins.rolname": _DERIVED, "lake_keys.purpose": _DERIVED,
+    "lake_keys.key_id": "a key's fingerprint, never the key", "api_keys.name": _CHOSEN,
+    "api_keys.prefix": "the key's public first characters", "api_keys.principal": _CHOSEN,
+    "api_keys.role": _DERIVED, "api_keys.created_by": _CHOSEN,
+    # experiments (0010)
+    "experiments.name": _CHOSEN, "experiments.split": _DERIVED, "experiments.task": _CHOSEN,
+    "experiments.params": _CHOSEN, "experiments.status": _DERIVED,
+    "experiments.created_by": _CHOSEN, "experiment_items.status": _DERIVED,
+    "experiment_items.error": _WRITTEN_CLEAN, "experiment_items.metadata": _WRITTEN_CLEAN,
+    # the entity graph (0012): read from generation text the policy already rewrote, and
+    # kept out of the graph where the policy removes a value (graph/guard.py)
+    "entities.kind": _DERIVED, "entities.source": _DERIVED, "entities.key": _GRAPH,
+    "entities.name": _GRAPH, "entities.aliases": _GRAPH, "entity_mentions.surface": _GRAPH,
+    "entity_mentions.field": _DERIVED, "entity_mentions.extractor": _DERIVED,
+    "entity_mentions.extractor_version": _DERIVED, "entity_extractions.extractor": _DERIVED,
+    "entity_extractions.extractor_version": _DERIVED,
+    "entity_relations.predicate": _CHOSEN, "entity_relations.source": _DERIVED,
 }  # fmt: skip
 """Text-bearing columns the policy does not touch, each with its reason."""
 

@@ -143,19 +143,6 @@ def _ensure_template(conn: Any, url: Any) -> None:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
 
 
-def _params_anonymizer(project: Project) -> Any:
-    """A function that applies the project's PII operators to one text."""
-    from ..privacy import policy as policies
-    from ..privacy.anonymize import Anonymizer
-
-    anonymizer = Anonymizer(project, policies.current(project), project.lake.master_key())
-
-    def clean(value: str) -> str:
-        return anonymizer.text(value, "params", [])
-
-    return clean
-
-
 def _mlflow_client(uri: str) -> Any:
     """An MlflowClient for ``uri`` (cached: opening a SQL store checks its schema)."""
     if uri not in _clients:
@@ -266,7 +253,9 @@ class TrackedRun:
         tags = {"promptlake.project": self.project.name, "promptlake.run_id": str(self.id)}
         if self.model:
             tags["promptlake.model"] = self.model
-        clean = _params_anonymizer(self.project)
+        from ..privacy.anonymize import text_anonymizer
+
+        clean = text_anonymizer(self.project, "params")
         run = client.create_run(experiment_id, run_name=clean(self.name), tags=tags)
         self.mlflow_run_id = run.info.run_id
         params = {**({"model": self.model} if self.model else {}), **self.params}
