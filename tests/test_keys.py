@@ -68,3 +68,25 @@ def test_forget_key_is_deliberate(database_url, monkeypatch, tmp_path) -> None:
     key_file.write_bytes(os.urandom(32))
     with pytest.raises(ConfigurationError):
         promptlake.connect()
+
+
+def test_key_file_made_by_many_threads_at_once_is_one_whole_key(tmp_path) -> None:
+    import threading
+
+    from promptlake.privacy.keys import _key_file
+
+    got: list = []
+
+    def make() -> None:
+        try:
+            got.append(_key_file(tmp_path / "vault.key"))
+        except Exception as exc:  # a half-written key read by a racing thread, before
+            got.append(exc)
+
+    threads = [threading.Thread(target=make) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 32 and len(set(got)) == 1 and len(got[0]) == 32
+    assert [p.name for p in tmp_path.iterdir()] == ["vault.key"]

@@ -59,9 +59,10 @@ def test_rows_are_searchable_right_after_an_import(lake, shared_data: Path) -> N
     later.embed()
     phrases = _answers(shared_data, 25)
     found, backfilled = _found(at_once, phrases), _found(later, phrases)
-    # ties between the many identical answers of this file fall by id, which differ
+    # indexed as stored: at least as good as a later backfill (ties of the many identical
+    # answers fall by id, which differ between the two projects)
     for mode in found:
-        assert abs(found[mode] - backfilled[mode]) <= 1, (found, backfilled)
+        assert found[mode] >= backfilled[mode] - 1, (found, backfilled)  # at least as good
         assert found[mode] >= len(phrases) * 3 // 4, found
     _, counts = at_once.query(
         "SELECT (SELECT count(*) FROM generation_search WHERE project_id = :p),"
